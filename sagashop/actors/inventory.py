@@ -1,0 +1,115 @@
+"""Inventory service: keeps each user's bag (20 slots, one per item bought) and what is in it.
+
+balance.reserved                      reserve a slot per unit  -> inventory.reserved
+                                                                | inventory.rejected
+item.rejected | item.released         free the slots           -> inventory.released
+order.completed                       put the items in the bag
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tortoise.expressions import F
+
+from sagashop.actors.runtime import Service, refused, step
+from sagashop.events import Event, EventName
+from sagashop.store.base import as_json
+from sagashop.store.inventory import Bag, BagItem, InventoryStep, SlotReservation
+
+log = logging.getLogger("sagashop.inventory")
+
+BAG_SLOTS = 20
+
+
+def refusal(free: int, quantity: int) -> str | None:
+    """Why `quantity` more items do not fit in a bag with `free` slots, or None if they do."""
+    if quantity > free:
+        return f"bag is full: {free} free slots, {quantity} needed"
+    return None
+
+
+async def reserve_slots(event: Event) -> Event:
+    if await SlotReservation.closed(event.order_id):
+        return event.follow(
+            EventName.INVENTORY_REJECTED, "inventory: the order was cancelled first"
+        )
+    await Bag.get_or_create(
+        user_id=event.user_id, defaults={"capacity": BAG_SLOTS, "free": BAG_SLOTS}
+    )
+    taken = await Bag.filter(user_id=event.user_id, free__gte=event.quantity).update(
+        free=F("free") - event.quantity
+    )
+    if not taken:
+        bag = await Bag.get(user_id=event.user_id)
+        reason = refused(refusal(bag.free, event.quantity))
+        return event.follow(EventName.INVENTORY_REJECTED, f"inventory: {reason}")
+    await SlotReservation.hold(
+        event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
+    )
+    log.info(
+        "order %s: reserved %d slots of user %s", event.order_id, event.quantity, event.user_id
+    )
+    return event.follow(EventName.INVENTORY_RESERVED)
+
+
+async def free_slots(event: Event) -> Event:
+    held = await SlotReservation.release(
+        event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
+    )
+    if held is not None:
+        await Bag.filter(user_id=held.user_id).update(free=F("free") + held.quantity)
+        log.info("order %s: freed %d slots of user %s", event.order_id, held.quantity, held.user_id)
+    return event.follow(EventName.INVENTORY_RELEASED)
+
+
+async def fill_slots(event: Event) -> None:
+    held = await SlotReservation.confirm(event.order_id)
+    if held is None:
+        return
+    await BagItem.get_or_create(
+        user_id=held.user_id, item_id=held.item_id, defaults={"quantity": 0}
+    )
+    await BagItem.filter(user_id=held.user_id, item_id=held.item_id).update(
+        quantity=F("quantity") + held.quantity
+    )
+
+
+async def get_inventory(user_id: str) -> dict[str, Any]:
+    bag = await Bag.get_or_none(user_id=user_id)
+    items = await BagItem.filter(user_id=user_id).order_by("id")
+    return {
+        "userId": user_id,
+        "capacity": bag.capacity if bag else BAG_SLOTS,
+        "free": bag.free if bag else BAG_SLOTS,
+        "inventory": [as_json(row, "id", "user_id") for row in items],
+    }
+
+
+async def order_state(order_id: str) -> dict[str, Any] | None:
+    held = await SlotReservation.get_or_none(order_id=order_id)
+    return None if held is None else as_json(held, "order_id", "user_id", "item_id")
+
+
+SERVICE = Service(
+    name="inventory",
+    records=InventoryStep,
+    steps=(
+        step(
+            "reserve",
+            on=[EventName.BALANCE_RESERVED],
+            run=reserve_slots,
+            emits=[EventName.INVENTORY_RESERVED, EventName.INVENTORY_REJECTED],
+            fails_as=EventName.INVENTORY_REJECTED,
+        ),
+        step(
+            "free",
+            on=[EventName.ITEM_REJECTED, EventName.ITEM_RELEASED],
+            run=free_slots,
+            emits=[EventName.INVENTORY_RELEASED],
+        ),
+        step("fill", on=[EventName.ORDER_COMPLETED], run=fill_slots),
+    ),
+    queries={"get_inventory": get_inventory, "order_state": order_state},
+)

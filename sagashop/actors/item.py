@@ -1,0 +1,102 @@
+"""Item service: keeps the catalogue, its prices and its stock.
+
+inventory.reserved                    reserve the stock  -> item.reserved | item.rejected
+payment.rejected                      put it back        -> item.released
+order.completed                       the stock is sold
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from tortoise.expressions import F
+
+from sagashop.actors.runtime import Service, refused, step
+from sagashop.events import Event, EventName, new_id
+from sagashop.store.base import as_json, found
+from sagashop.store.item import Item, ItemStep, StockReservation
+
+log = logging.getLogger("sagashop.item")
+
+
+class Stocked(Protocol):
+    stock: int
+
+
+def refusal(item: Stocked | None, quantity: int) -> str | None:
+    """Why `quantity` of `item` cannot be had, or None if it can."""
+    if item is None:
+        return "unknown item"
+    if item.stock < quantity:
+        return f"out of stock: {item.stock} left, {quantity} requested"
+    return None
+
+
+async def reserve_stock(event: Event) -> Event:
+    if await StockReservation.closed(event.order_id):
+        return event.follow(EventName.ITEM_REJECTED, "item: the order was cancelled first")
+    taken = await Item.filter(id=event.item_id, stock__gte=event.quantity).update(
+        stock=F("stock") - event.quantity
+    )
+    if not taken:
+        reason = refused(refusal(await Item.get_or_none(id=event.item_id), event.quantity))
+        return event.follow(EventName.ITEM_REJECTED, f"item: {reason}")
+    await StockReservation.hold(event.order_id, item_id=event.item_id, quantity=event.quantity)
+    log.info("order %s: reserved %d of item %s", event.order_id, event.quantity, event.item_id)
+    return event.follow(EventName.ITEM_RESERVED)
+
+
+async def restock(event: Event) -> Event:
+    held = await StockReservation.release(
+        event.order_id, item_id=event.item_id, quantity=event.quantity
+    )
+    if held is not None:
+        await Item.filter(id=held.item_id).update(stock=F("stock") + held.quantity)
+        log.info("order %s: put back %d of item %s", event.order_id, held.quantity, held.item_id)
+    return event.follow(EventName.ITEM_RELEASED)
+
+
+async def sell_stock(event: Event) -> None:
+    await StockReservation.confirm(event.order_id)
+
+
+async def create_item(name: str, price: int, stock: int) -> dict[str, Any]:
+    return as_json(await Item.create(id=new_id(), name=name, price=price, stock=stock))
+
+
+async def get_item(item_id: str) -> dict[str, Any]:
+    return as_json(await found(Item, "item", item_id))
+
+
+async def list_items() -> dict[str, Any]:
+    return {"items": [as_json(item) for item in await Item.all().order_by("created_at", "id")]}
+
+
+async def order_state(order_id: str) -> dict[str, Any] | None:
+    held = await StockReservation.get_or_none(order_id=order_id)
+    return None if held is None else as_json(held, "order_id", "item_id")
+
+
+SERVICE = Service(
+    name="item",
+    records=ItemStep,
+    steps=(
+        step(
+            "reserve",
+            on=[EventName.INVENTORY_RESERVED],
+            run=reserve_stock,
+            emits=[EventName.ITEM_RESERVED, EventName.ITEM_REJECTED],
+            fails_as=EventName.ITEM_REJECTED,
+        ),
+        step(
+            "restock",
+            on=[EventName.PAYMENT_REJECTED],
+            run=restock,
+            emits=[EventName.ITEM_RELEASED],
+        ),
+        step("sell", on=[EventName.ORDER_COMPLETED], run=sell_stock),
+    ),
+    commands={"create_item": create_item},
+    queries={"get_item": get_item, "list_items": list_items, "order_state": order_state},
+)

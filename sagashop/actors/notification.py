@@ -1,0 +1,49 @@
+"""Notification service: tells the user how their purchase ended (a log line and a stored message).
+
+order.completed | order.cancelled     store and log the message
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sagashop.actors.runtime import Service, step
+from sagashop.events import Event, EventName
+from sagashop.store.base import as_json
+from sagashop.store.notification import Notification, NotificationStep
+
+log = logging.getLogger("sagashop.notification")
+
+
+def message_for(event: Event) -> str:
+    purchase = f"Your purchase of {event.quantity} x item {event.item_id}"
+    if event.name is EventName.ORDER_COMPLETED:
+        return f"{purchase} for {event.amount} is complete."
+    return f"{purchase} was cancelled and nothing was charged: {event.reason}"
+
+
+async def notify(event: Event) -> None:
+    message = message_for(event)[:255]
+    await Notification.create(
+        order_id=event.order_id, user_id=event.user_id, kind=event.name, message=message
+    )
+    log.info("order %s: told user %s: %s", event.order_id, event.user_id, message)
+
+
+async def list_notifications(user_id: str) -> dict[str, Any]:
+    rows = await Notification.filter(user_id=user_id).order_by("-id")
+    return {"userId": user_id, "notifications": [as_json(row, "user_id") for row in rows]}
+
+
+async def order_state(order_id: str) -> dict[str, Any] | None:
+    row = await Notification.get_or_none(order_id=order_id)
+    return None if row is None else as_json(row, "id", "order_id", "user_id")
+
+
+SERVICE = Service(
+    name="notification",
+    records=NotificationStep,
+    steps=(step("notify", on=[EventName.ORDER_COMPLETED, EventName.ORDER_CANCELLED], run=notify),),
+    queries={"list_notifications": list_notifications, "order_state": order_state},
+)

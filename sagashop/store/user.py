@@ -1,0 +1,30 @@
+"""The user service's tables: accounts and the money held for each order."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+from sagashop.store.base import Reservation, StepRecord, StepRecordMeta
+
+
+class User(Model):
+    id = fields.UUIDField(primary_key=True)
+    username = fields.CharField(max_length=64)
+    balance = fields.BigIntField()
+    active = fields.BooleanField(default=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "users"
+
+
+class BalanceReservation(Reservation):
+    user_id = fields.UUIDField(db_index=True)
+    amount = fields.BigIntField()
+
+    class Meta:
+        table = "user_reservations"
+
+
+class UserStep(StepRecord):
+    class Meta(StepRecordMeta):
+        table = "user_steps"

@@ -1,0 +1,255 @@
+"""Driving the real system in tests: through its HTTP API, waiting on conditions with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from sagashop.bootstrap import Node
+from sagashop.config import Settings
+from sagashop.http import NODE, create_app
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+T = TypeVar("T")
+TERMINAL = {"COMPLETED", "CANCELLED"}
+SETTLED_STATES = {"confirmed", "released", "voided", "captured", "declined"}
+
+
+class HttpClient(Protocol):
+    def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    accept: Callable[[T], bool] = bool,
+    within: float = 30.0,
+    interval: float = 0.05,
+) -> T:
+    """Probe until `accept` says yes; fail with the last value once the deadline passes."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        value = await probe()
+        if accept(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not reached within {within}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+
+
+def make_settings(
+    redis_url: str, data_dir: Path, database_url: str | None, **overrides: Any
+) -> Settings:
+    """Settings for one system under test: its own namespace on the shared Redis, its own
+    databases, and a payment mock that never declines unless a test says so."""
+    values: dict[str, Any] = {
+        "redis_url": redis_url,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "namespace": f"test-{uuid.uuid4().hex[:10]}",
+        "payment_failure_rate": 0.0,
+        "port": 0,
+    }
+    return Settings(**{**values, **overrides})
+
+
+async def _postgres_or_skip() -> None:
+    try:
+        connection = await asyncpg.connect(POSTGRES_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError) as error:
+        reason = (
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({error}). "
+            "Set TEST_POSTGRES_URL to test on PostgreSQL; REQUIRE_SERVICES=1 makes this a failure."
+        )
+        if REQUIRE_SERVICES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    await connection.close()
+
+
+@asynccontextmanager
+async def database(backend: str) -> AsyncIterator[str | None]:
+    """A database of its own for one system: None means SQLite files in its data directory;
+    for PostgreSQL, a fresh database, dropped afterwards."""
+    if backend == "sqlite":
+        yield None
+        return
+    await _postgres_or_skip()
+    name = f"sagashop_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@asynccontextmanager
+async def started_shop(settings: Settings) -> AsyncIterator[Shop]:
+    """The real system, started in this process by the same factory `run.py` uses."""
+    app = create_app(settings)
+    async with TestServer(app) as server, TestClient(server) as client:
+        yield Shop(client, app[NODE])
+
+
+@dataclass
+class Shop:
+    """The system under test. Everything goes through the HTTP API, except set-up the API does
+    not offer (the payment mock's rate), which goes through `Node.ask` like any process would."""
+
+    client: HttpClient
+    node: Node | None = None
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        async with self.client.request(method, path, **kwargs) as response:
+            return response.status, await response.json()
+
+    async def ok(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
+        status, body = await self.call(method, path, **kwargs)
+        assert status == expect, f"{method} {path} answered {status}: {body}"
+        return body
+
+    async def new_user(self, balance: int = 50_000, active: bool = True) -> str:
+        body = {"username": "tester", "balance": balance, "active": active}
+        return str((await self.ok("POST", "/users", 201, json=body))["id"])
+
+    async def new_item(self, price: int = 1_000, stock: int = 100, name: str = "Test item") -> str:
+        body = {"name": name, "price": price, "stock": stock}
+        return str((await self.ok("POST", "/items", 201, json=body))["id"])
+
+    async def buy(self, user: str, item: str, quantity: int = 1) -> dict[str, Any]:
+        body = {"userId": user, "itemId": item, "quantity": quantity}
+        order: dict[str, Any] = await self.ok("POST", "/orders", 201, json=body)
+        return order
+
+    async def order(self, order_id: str) -> dict[str, Any]:
+        view: dict[str, Any] = await self.ok("GET", f"/orders/{order_id}")
+        return view
+
+    async def balance(self, user: str) -> int:
+        return int((await self.ok("GET", f"/user/{user}/balance"))["balance"])
+
+    async def stock(self, item: str) -> int:
+        items = (await self.ok("GET", "/items"))["items"]
+        return int(next(i["stock"] for i in items if i["id"] == item))
+
+    async def bag(self, user: str) -> dict[str, int]:
+        inventory = (await self.ok("GET", f"/user/{user}/inventory"))["inventory"]
+        return {row["itemId"]: row["quantity"] for row in inventory}
+
+    async def free_slots(self, user: str) -> int:
+        return int((await self.ok("GET", f"/user/{user}/inventory"))["free"])
+
+    async def orders_of(self, user: str) -> list[dict[str, Any]]:
+        orders: list[dict[str, Any]] = (await self.ok("GET", f"/user/{user}/orders"))["orders"]
+        return orders
+
+    async def notifications(self, user: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = (await self.ok("GET", f"/user/{user}/notifications"))[
+            "notifications"
+        ]
+        return found
+
+    async def set_payment_failure_rate(self, rate: float, seed: int | None = None) -> None:
+        assert self.node is not None, "this shop has no node to ask"
+        await self.node.ask("payment", "configure", {"failure_rate": rate, "seed": seed})
+
+    async def settle(self, order_id: str, within: float = 30.0) -> dict[str, Any]:
+        """The order's view once its saga is over everywhere: the order terminal, every
+        reservation confirmed or given back, the user told."""
+        return await eventually(lambda: self.order(order_id), is_settled, within)
+
+    async def settle_users(
+        self, users: Iterable[str], within: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """All orders of these users, once none is still pending."""
+        users = list(users)
+
+        async def all_orders() -> list[dict[str, Any]]:
+            found = await asyncio.gather(*(self.orders_of(user) for user in users))
+            return [order for orders in found for order in orders]
+
+        return await eventually(
+            all_orders, lambda orders: all(o["status"] in TERMINAL for o in orders), within
+        )
+
+
+def is_settled(view: dict[str, Any]) -> bool:
+    held = [state["state"] for state in view["services"].values() if state and "state" in state]
+    told = view["services"]["notification"] is not None
+    return view["status"] in TERMINAL and told and set(held) <= SETTLED_STATES
+
+
+def states(view: dict[str, Any]) -> dict[str, str | None]:
+    """What each service holds for the order, by state (None: nothing recorded)."""
+    return {
+        service: (state or {}).get("state")
+        for service, state in view["services"].items()
+        if service != "notification"
+    }
+
+
+def emitted(view: dict[str, Any]) -> list[tuple[str, str]]:
+    """The events of the order's saga in the order they happened, with who emitted each."""
+    return [(step["service"], step["event"]) for step in view["steps"] if step["event"]]
+
+
+@dataclass
+class Ledger:
+    """What a test put in (balances and stock), to check that nothing was created or destroyed."""
+
+    balances: dict[str, int] = field(default_factory=dict)
+    stock: dict[str, int] = field(default_factory=dict)
+
+    async def add_user(self, shop: Shop, balance: int) -> str:
+        user = await shop.new_user(balance=balance)
+        self.balances[user] = balance
+        return user
+
+    async def add_item(self, shop: Shop, price: int, stock: int) -> str:
+        item = await shop.new_item(price=price, stock=stock)
+        self.stock[item] = stock
+        return item
+
+    async def assert_conserved(self, shop: Shop, orders: list[dict[str, Any]]) -> None:
+        """Money and items moved only by completed orders, and every reservation was settled."""
+        assert all(order["status"] in TERMINAL for order in orders)
+        done = [order for order in orders if order["status"] == "COMPLETED"]
+        spent = Counter[str]()
+        sold = Counter[str]()
+        bags: dict[str, Counter[str]] = {user: Counter() for user in self.balances}
+        for order in done:
+            spent[order["userId"]] += order["totalAmount"]
+            sold[order["itemId"]] += order["quantity"]
+            bags[order["userId"]][order["itemId"]] += order["quantity"]
+        expected = {
+            "balances": {user: start - spent[user] for user, start in self.balances.items()},
+            "stock": {item: start - sold[item] for item, start in self.stock.items()},
+            "bags": {user: dict(bag) for user, bag in bags.items()},
+        }
+        await eventually(lambda: self._observed(shop), lambda seen: seen == expected, within=30)
+
+    async def _observed(self, shop: Shop) -> dict[str, Any]:
+        users, items = list(self.balances), list(self.stock)
+        balances = await asyncio.gather(*(shop.balance(user) for user in users))
+        stocks = await asyncio.gather(*(shop.stock(item) for item in items))
+        bags = await asyncio.gather(*(shop.bag(user) for user in users))
+        return {
+            "balances": dict(zip(users, balances, strict=True)),
+            "stock": dict(zip(items, stocks, strict=True)),
+            "bags": dict(zip(users, bags, strict=True)),
+        }

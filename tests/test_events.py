@@ -1,0 +1,54 @@
+"""The event contract: what goes on the bus comes back the same, and nothing else gets in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sagashop.events import Event, EventName, MalformedEvent, decode, encode
+
+CREATED = Event(EventName.ORDER_CREATED, "o-1", "u-1", "i-1", quantity=2, amount=2000)
+
+
+def test_an_event_survives_the_bus() -> None:
+    assert decode(encode(CREATED)) == CREATED
+
+
+def test_a_following_event_carries_the_purchase_and_its_cause() -> None:
+    rejected = CREATED.follow(EventName.BALANCE_REJECTED, "user: balance too low")
+    released = rejected.follow(EventName.BALANCE_RELEASED)
+
+    assert (rejected.order_id, rejected.amount, rejected.quantity) == ("o-1", 2000, 2)
+    assert rejected.causation_id == CREATED.event_id
+    assert rejected.event_id != CREATED.event_id
+    assert released.reason == "user: balance too low"
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"name": "order.exploded"}, "order.exploded"),
+        ({"quantity": "2"}, "quantity"),
+        ({"quantity": True}, "quantity"),
+        ({"amount": 1.5}, "amount"),
+        ({"order_id": ""}, "order_id"),
+        ({"version": 2}, "version"),
+        ({"user_id": None}, "user_id"),
+    ],
+)
+def test_anything_off_contract_is_refused(change: dict[str, object], complaint: str) -> None:
+    raw = json.dumps({**CREATED.to_dict(), **change})
+    with pytest.raises(MalformedEvent, match=complaint):
+        decode(raw)
+
+
+def test_missing_fields_and_non_objects_are_refused() -> None:
+    data = CREATED.to_dict()
+    del data["item_id"]
+    with pytest.raises(MalformedEvent, match="item_id"):
+        Event.from_dict(data)
+    with pytest.raises(MalformedEvent, match="object"):
+        decode("[1, 2]")
+    with pytest.raises(MalformedEvent, match="JSON"):
+        decode("{nope")

@@ -1,0 +1,74 @@
+"""The runtime's own rules: how steps are declared, bound and retried."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from tortoise.exceptions import IntegrityError, OperationalError
+
+from sagashop.actors.runtime import Conflict, RetryPolicy, Service, inject, step
+from sagashop.events import Event, EventName
+from sagashop.store.user import UserStep
+
+FAST = RetryPolicy(attempts=3, conflicts=4, transient_budget=0.05, first_delay=0.001)
+
+
+async def nothing(event: Event) -> None:
+    return None
+
+
+def failing(errors: list[Exception]) -> Callable[[], str]:
+    def work() -> str:
+        if errors:
+            raise errors.pop(0)
+        return "done"
+
+    return work
+
+
+def test_conflicts_and_passing_errors_are_retried() -> None:
+    assert (
+        FAST.call(
+            failing([IntegrityError("dup"), Conflict("moved"), OperationalError("locked")]), "test"
+        )
+        == "done"
+    )
+
+
+def test_a_bug_is_given_up_on_after_a_few_attempts() -> None:
+    with pytest.raises(ZeroDivisionError):
+        FAST.call(failing([ZeroDivisionError()] * 3), "test")
+    assert FAST.call(failing([ZeroDivisionError()] * 2), "test") == "done"
+
+
+def test_an_absent_database_is_retried_until_the_budget_runs_out() -> None:
+    with pytest.raises(OperationalError):
+        FAST.call(failing([OperationalError("gone")] * 1000), "test")
+
+
+def test_dependencies_are_injected_by_name() -> None:
+    async def handler(event: Event, *, ask: str, payments: str = "default") -> str:
+        return ask + payments
+
+    bound = inject(handler, {"ask": "A", "payments": "P", "other": "O"})
+    assert bound.keywords == {"ask": "A", "payments": "P"}  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="ask"):
+        inject(handler, {})
+
+
+def test_one_event_has_one_step_per_service() -> None:
+    with pytest.raises(ValueError, match=r"order\.created"):
+        Service(
+            "user",
+            UserStep,
+            steps=(
+                step("a", on=[EventName.ORDER_CREATED], run=nothing),
+                step("b", on=[EventName.ORDER_CREATED], run=nothing),
+            ),
+        )
+
+
+def test_a_step_fails_only_with_an_event_it_declares() -> None:
+    with pytest.raises(ValueError, match="fails_as"):
+        step("a", on=[EventName.ORDER_CREATED], run=nothing, fails_as=EventName.BALANCE_REJECTED)

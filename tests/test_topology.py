@@ -1,0 +1,92 @@
+"""The saga's topology, read from the services' declared steps.
+
+A redelivered event makes its step publish its recorded outcome again, so that losses further
+down heal; that only ends if no event can lead back to itself. These tests keep it so, and keep
+every failure undone newest first.
+"""
+
+from __future__ import annotations
+
+from graphlib import TopologicalSorter
+from itertools import pairwise
+
+from sagashop.actors import SERVICES
+from sagashop.events import EventName as E
+
+STARTS = E.ORDER_CREATED  # emitted by the order service's place_order command
+
+
+def followers() -> dict[E, set[E]]:
+    graph: dict[E, set[E]] = {name: set() for name in E}
+    for service in SERVICES.values():
+        for step in service.steps:
+            for handled in step.on:
+                graph[handled] |= step.emits
+    return graph
+
+
+def chain_from(start: E) -> list[E]:
+    """Follow an event through the steps that handle it, while that path is a single one."""
+    path, graph = [start], followers()
+    while len(graph[path[-1]]) == 1:
+        path.append(next(iter(graph[path[-1]])))
+    return path
+
+
+def test_no_event_leads_back_to_itself() -> None:
+    predecessors: dict[E, set[E]] = {name: set() for name in E}
+    for cause, effects in followers().items():
+        for effect in effects:
+            predecessors[effect].add(cause)
+    TopologicalSorter(predecessors).prepare()  # raises CycleError on a cycle
+
+
+def test_every_event_is_emitted_by_someone_and_handled_by_someone() -> None:
+    emitted = {name for s in SERVICES.values() for step in s.steps for name in step.emits}
+    handled = {name for s in SERVICES.values() for name in s.events}
+    assert emitted | {STARTS} == set(E)
+    assert handled == set(E)
+
+
+def test_the_happy_path_reaches_completion() -> None:
+    forward = [
+        E.ORDER_CREATED,
+        E.BALANCE_RESERVED,
+        E.INVENTORY_RESERVED,
+        E.ITEM_RESERVED,
+        E.PAYMENT_PROCESSED,
+        E.ORDER_COMPLETED,
+    ]
+    graph = followers()
+    for cause, effect in pairwise(forward):
+        assert effect in graph[cause]
+
+
+def test_each_failure_is_undone_newest_first() -> None:
+    assert chain_from(E.BALANCE_REJECTED) == [E.BALANCE_REJECTED, E.ORDER_CANCELLED]
+    assert chain_from(E.INVENTORY_REJECTED) == [
+        E.INVENTORY_REJECTED,
+        E.BALANCE_RELEASED,
+        E.ORDER_CANCELLED,
+    ]
+    assert chain_from(E.ITEM_REJECTED) == [
+        E.ITEM_REJECTED,
+        E.INVENTORY_RELEASED,
+        E.BALANCE_RELEASED,
+        E.ORDER_CANCELLED,
+    ]
+    assert chain_from(E.PAYMENT_REJECTED) == [
+        E.PAYMENT_REJECTED,
+        E.ITEM_RELEASED,
+        E.INVENTORY_RELEASED,
+        E.BALANCE_RELEASED,
+        E.ORDER_CANCELLED,
+    ]
+
+
+def test_an_action_that_can_fail_says_how() -> None:
+    for service in SERVICES.values():
+        for step in service.steps:
+            rejects = {name for name in step.emits if name.endswith(".rejected")}
+            assert step.fails_as in rejects | {None}
+            assert bool(rejects) == (step.fails_as is not None), (service.name, step.name)
