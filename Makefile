@@ -13,7 +13,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sagashop tests run.py
+	$(BIN)/ruff check sagashop tests bench run.py
 	$(BIN)/mypy
 
 $(STAMP): pyproject.toml

@@ -18,12 +18,14 @@ from typing import Any
 from redis.asyncio import Redis
 
 from sagashop.actors import SERVICES
-from sagashop.actors.bus import Bus
+from sagashop.actors.bus import Bus, Done, Faults
+from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
 from sagashop.actors.runtime import (
     Call,
     Deliver,
     Drain,
+    Handler,
     LoopBridge,
     RetryPolicy,
     Service,
@@ -45,14 +47,16 @@ class Node:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
-        self.bus = Bus(redis, settings.namespace, self.id)
+        faults = Faults(settings.fault_drop, settings.fault_duplicate)
+        self.bus = Bus(redis, settings.namespace, self.id, settings.bus, faults)
         self.relay = Relay(self.bus.publish)
         self.store = Store({name: settings.database_url_for(name) for name in settings.services})
         self.payments = PaymentMock(settings.payment_failure_rate, settings.payment_seed)
+        self.deadlines = Deadlines(settings.saga_deadline, settings.nudge_after)
         self.services: dict[str, Service] = {}
         self.step_logs: dict[str, StepLog] = {}
         self.actors: dict[str, Any] = {}
-        self._relay_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         self._loop: LoopBridge | None = None
 
     @property
@@ -66,20 +70,54 @@ class Node:
             await self.loop.spawn(self.store.open())
         for name in self.settings.services:
             self._start_service(name)
-        self._relay_task = self.loop.spawn(self.relay.run(list(self.step_logs.values())))
+        self._tasks.append(self.loop.spawn(self.relay.run(list(self.step_logs.values()))))
         handled = {name: service.events for name, service in self.services.items()}
         await self.bus.start(handled, self._deliver, self.dispatch)
-        log.info("node %s runs %s", self.id, ", ".join(self.services) or "no services")
+        for name, service in self.services.items():
+            for work, run in service.periodic.items():
+                self._tasks.append(asyncio.create_task(self._every(f"{name}.{work}", run)))
+        log.info(
+            "node %s runs %s on %s",
+            self.id,
+            ", ".join(self.services) or "no services",
+            self.settings.bus,
+        )
 
     def _start_service(self, name: str) -> None:
         declared = SERVICES[name]
-        step_log = StepLog(name, declared.records, self.relay)
-        deps = {"ask": self.ask, "steps": step_log, "payments": self.payments}
+        step_log = StepLog(name, declared.records, declared.dead_letters, self.relay)
+        deps = {
+            "ask": self.ask,
+            "steps": step_log,
+            "payments": self.payments,
+            "deadlines": self.deadlines,
+        }
         bound = declared.bind(deps)
-        service = replace(bound, queries={**bound.queries, "steps": step_log.history})
+        service = replace(
+            bound,
+            queries={**bound.queries, "steps": step_log.history, "dead_letters": step_log.dead},
+            commands={**bound.commands, "replay_dead_letter": self._replayer(name, step_log)},
+        )
         self.services[name] = service
         self.step_logs[name] = step_log
         self.actors[name] = ServiceActor.start(service, step_log, self.loop, RetryPolicy())
+
+    def _replayer(self, name: str, step_log: StepLog) -> Handler:
+        async def replay_dead_letter(letter_id: int) -> dict[str, Any]:
+            """Deliver a dead letter's event to its service again (after a fix, say)."""
+            event = await step_log.exhume(letter_id)
+            self.actors[name].tell(Deliver((event,)))
+            return {"replayed": f"{name}-{letter_id}", "orderId": event.order_id}
+
+        return replay_dead_letter
+
+    async def _every(self, what: str, run: Handler) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sweep_every)
+            try:
+                await self.loop.spawn(run())
+            except Exception:
+                log.exception("%s failed", what)
 
     async def stop(self) -> None:
         """Stop taking work, finish what is queued, publish what it emitted, then close.
@@ -87,11 +125,14 @@ class Node:
         if self._loop is None:
             return
         await self.bus.stop()
+        periodic, relay = self._tasks[1:], self._tasks[:1]
+        await _cancel(periodic)
         await self._drain_actors()
-        await asyncio.wait_for(self.relay.flush(), timeout=10)
-        if self._relay_task is not None:
-            self._relay_task.cancel()
-            await asyncio.gather(self._relay_task, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.relay.flush(), timeout=10)
+        except TimeoutError:
+            log.warning("some events were not published; the next start sends them")
+        await _cancel(relay)
         if self.settings.services:
             await self.loop.spawn(self.store.close())
 
@@ -123,8 +164,14 @@ class Node:
             return await reply
         raise NotFound(f"the {service} service has no request {request!r}")
 
-    def _deliver(self, service: str, events: list[Event]) -> None:
-        self.actors[service].tell(Deliver(tuple(events)))
+    def _deliver(self, service: str, events: list[Event], done: Done | None) -> None:
+        self.actors[service].tell(Deliver(tuple(events), done))
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @asynccontextmanager

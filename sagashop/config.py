@@ -27,6 +27,12 @@ class Settings:
     payment_failure_rate: float = 0.1
     payment_seed: int | None = None
     log_level: str = "INFO"
+    bus: str = "pubsub"
+    saga_deadline: float = 30.0
+    nudge_after: float = 5.0
+    sweep_every: float = 1.0
+    fault_drop: float = 0.0
+    fault_duplicate: float = 0.0
 
     def database_url_for(self, service: str) -> str:
         """The service's own URL, else the shared one, else a SQLite file of its own."""
@@ -53,6 +59,20 @@ _SOURCES: dict[str, tuple[str, str, str]] = {
     ),
     "payment_seed": ("--payment-seed", "PAYMENT_SEED", "makes the mock's declines repeatable"),
     "log_level": ("--log-level", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
+    "bus": ("--bus", "BUS", "how events travel: pubsub, or streams (kept until handled)"),
+    "saga_deadline": ("--saga-deadline", "SAGA_DEADLINE", "seconds a purchase may take"),
+    "nudge_after": (
+        "--nudge-after",
+        "NUDGE_AFTER",
+        "seconds without an outcome before a saga is driven again (then twice as long, …)",
+    ),
+    "sweep_every": ("--sweep-every", "SWEEP_EVERY", "seconds between deadline sweeps"),
+    "fault_drop": ("--fault-drop", "FAULT_DROP", "chaos: share of published events to lose"),
+    "fault_duplicate": (
+        "--fault-duplicate",
+        "FAULT_DUPLICATE",
+        "chaos: share of published events to send twice",
+    ),
 }
 
 
@@ -61,17 +81,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=name, default=None, help=f"{help_text} [{env}]")
 
 
-def load(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> Settings:
-    """Merge flags, environment and defaults; raise ValueError naming the bad setting."""
+def load(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] = os.environ,
+    defaults: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags, environment and defaults (a command's own, then the general ones); raise
+    ValueError naming the bad setting."""
     raw: dict[str, str] = {}
     for name, (_flag, env, _help) in _SOURCES.items():
         value = getattr(args, name, None)
         if value is None:
-            value = environ.get(env)
+            value = environ.get(env, (defaults or {}).get(name))
         if value is not None:
             raw[name] = value
     settings = Settings(**{name: _convert(name, value) for name, value in raw.items()})
     return _with_service_urls(settings, environ)
+
+
+def to_flags(settings: Settings) -> list[str]:
+    """The command line that gives another process these settings (per-service database URLs
+    travel in the environment: see `service_environment`)."""
+    flags: list[str] = []
+    for name, (flag, _env, _help) in _SOURCES.items():
+        value = getattr(settings, name)
+        if name == "services":
+            value = ",".join(value) or "none"
+        if value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def service_environment(settings: Settings) -> dict[str, str]:
+    return {
+        f"DATABASE_URL_{name.upper()}": url for name, url in settings.service_database_urls.items()
+    }
 
 
 def _convert(name: str, value: str) -> Any:
@@ -82,6 +126,12 @@ def _convert(name: str, value: str) -> Any:
         "payment_failure_rate": _rate,
         "payment_seed": int,
         "log_level": str.upper,
+        "bus": _bus,
+        "saga_deadline": _seconds,
+        "nudge_after": _seconds,
+        "sweep_every": _seconds,
+        "fault_drop": _rate,
+        "fault_duplicate": _rate,
     }
     try:
         return converters.get(name, str)(value)
@@ -115,6 +165,19 @@ def _rate(value: str) -> float:
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"{rate} is not between 0 and 1")
     return rate
+
+
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(f"{value} is not a positive number of seconds")
+    return seconds
+
+
+def _bus(value: str) -> str:
+    if value not in ("pubsub", "streams"):
+        raise ValueError(f"{value!r} is not pubsub or streams")
+    return value
 
 
 def _with_service_urls(settings: Settings, environ: Mapping[str, str]) -> Settings:

@@ -50,51 +50,72 @@ def redis_server_binary() -> str:
     return found
 
 
+class EmbeddedRedis:
+    """A redis-server child serving one data directory; it can be stopped and started again
+    on the same socket (the chaos run restarts it)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir.resolve()
+        self.socket_path = _socket_path(self.data_dir)
+        self.url = f"unix://{self.socket_path}"
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.socket_path.unlink(missing_ok=True)
+        binary = redis_server_binary()
+        self._server = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket_path),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.data_dir),
+                "--logfile",
+                str(self.data_dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        _wait_until_up(self._server, self.socket_path)
+        log.info(
+            "no REDIS_URL: started an embedded Redis (%s, pid %d) at %s",
+            binary,
+            self._server.pid,
+            self.url,
+        )
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.terminate()
+            self._server.wait(timeout=10)
+            self._server = None
+        self.socket_path.unlink(missing_ok=True)
+
+
 @contextmanager
 def embedded_redis(data_dir: Path) -> Iterator[str]:
     """Yield the URL of a Redis serving `data_dir`, starting one if none is running."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    socket_path = _socket_path(data_dir.resolve())
-    url = f"unix://{socket_path}"
-    if _answers(socket_path):
-        log.info("using the embedded Redis another sagashop process started at %s", url)
-        yield url
+    server = EmbeddedRedis(data_dir)
+    if _answers(server.socket_path):
+        log.info("using the embedded Redis another sagashop process started at %s", server.url)
+        yield server.url
         return
-    socket_path.unlink(missing_ok=True)
-    binary = redis_server_binary()
-    server = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket_path),
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            str(data_dir.resolve()),
-            "--logfile",
-            str(data_dir.resolve() / "redis.log"),
-        ],
-        stdout=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
+    server.start()
     try:
-        _wait_until_up(server, socket_path)
-        log.info(
-            "no REDIS_URL: started an embedded Redis (%s, pid %d) at %s", binary, server.pid, url
-        )
-        yield url
+        yield server.url
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        socket_path.unlink(missing_ok=True)
+        server.stop()
 
 
 def _socket_path(data_dir: Path) -> Path:

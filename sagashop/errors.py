@@ -34,6 +34,13 @@ class NotFound(SagashopError):
     code = "not_found"
 
 
+class Conflict(SagashopError):
+    """The request contradicts one made before (an idempotency key reused for another order)."""
+
+    status = 409
+    code = "conflict"
+
+
 class Unavailable(SagashopError):
     """A service did not answer: nobody runs it, or it is too slow right now."""
 
@@ -42,7 +49,7 @@ class Unavailable(SagashopError):
 
 
 _BY_CODE: dict[str, type[SagashopError]] = {
-    kind.code: kind for kind in (SagashopError, InvalidRequest, NotFound, Unavailable)
+    kind.code: kind for kind in (SagashopError, InvalidRequest, NotFound, Conflict, Unavailable)
 }
 
 

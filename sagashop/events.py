@@ -22,22 +22,29 @@ class EventName(StrEnum):
 
     ORDER_CREATED = "order.created"
     ORDER_COMPLETED = "order.completed"
+    ORDER_EXPIRED = "order.expired"
     ORDER_CANCELLED = "order.cancelled"
 
     BALANCE_RESERVED = "balance.reserved"
     BALANCE_REJECTED = "balance.rejected"
     BALANCE_RELEASED = "balance.released"
+    BALANCE_SPENT = "balance.spent"
 
     INVENTORY_RESERVED = "inventory.reserved"
     INVENTORY_REJECTED = "inventory.rejected"
     INVENTORY_RELEASED = "inventory.released"
+    INVENTORY_FILLED = "inventory.filled"
 
     ITEM_RESERVED = "item.reserved"
     ITEM_REJECTED = "item.rejected"
     ITEM_RELEASED = "item.released"
+    ITEM_SOLD = "item.sold"
 
     PAYMENT_PROCESSED = "payment.processed"
     PAYMENT_REJECTED = "payment.rejected"
+    PAYMENT_REFUNDED = "payment.refunded"
+
+    USER_NOTIFIED = "notification.sent"
 
 
 class MalformedEvent(ValueError):

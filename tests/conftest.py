@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sagashop.config import Settings
 from sagashop.embedded_redis import embedded_redis
-from tests.support import BACKENDS, Shop, database, make_settings, started_shop
+from tests.support import SYSTEMS, Shop, database, make_settings, started_shop
 
 
 @pytest.fixture(scope="session")
@@ -26,14 +28,37 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module")
+def system_settings() -> dict[str, Any]:
+    """Settings a test module wants for its system; a module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module", params=SYSTEMS)
 async def shop(
-    request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    system_settings: dict[str, Any],
 ) -> AsyncIterator[Shop]:
-    """The whole system in this process, once per test module and backend."""
+    """The whole system in this process, once per test module, database and bus transport."""
+    backend, bus = request.param
     data_dir: Path = tmp_path_factory.mktemp("data")
     async with (
-        database(request.param) as database_url,
-        started_shop(make_settings(redis_url, data_dir, database_url)) as started,
+        database(backend) as url,
+        started_shop(
+            make_settings(redis_url, data_dir, url, bus=bus, **system_settings)
+        ) as started,
     ):
         yield started
+
+
+@pytest.fixture(params=SYSTEMS)
+async def cluster_settings(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """What the `run.py` processes of one test share: a Redis namespace, a data directory, a
+    fresh database and a bus transport."""
+    backend, bus = request.param
+    async with database(backend) as url:
+        yield make_settings(redis_url, tmp_path / "data", url, bus=bus)

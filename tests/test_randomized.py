@@ -58,3 +58,5 @@ async def test_random_purchases_conserve_money_and_items(flaky_payments: Shop) -
     assert statuses["COMPLETED"] > 0
     assert reasons["payment"] > 0, "the 30% decline rate should have cancelled some orders"
     await ledger.assert_conserved(shop, orders)
+    report = await shop.ok("GET", "/audit")
+    assert report["ok"], report["violations"]

@@ -42,11 +42,15 @@ def test_a_seeded_payment_mock_declines_the_same_orders_every_time(rate: float) 
 
 
 def test_the_user_is_told_how_the_purchase_ended() -> None:
-    done = Event(EventName.ORDER_COMPLETED, "o", "u", "sword", quantity=2, amount=300)
-    cancelled = done.follow(EventName.ORDER_CANCELLED, "item: out of stock: 1 left, 2 requested")
+    sold = Event(EventName.ITEM_SOLD, "o", "u", "sword", quantity=2, amount=300)
+    cancelled = sold.follow(EventName.ORDER_CANCELLED, "item: out of stock: 1 left, 2 requested")
 
-    assert notification.message_for(done) == "Your purchase of 2 x item sword for 300 is complete."
+    assert notification.message_for(sold) == (
+        "order.completed",
+        "Your purchase of 2 x item sword for 300 is complete.",
+    )
     assert notification.message_for(cancelled) == (
+        "order.cancelled",
         "Your purchase of 2 x item sword was cancelled and nothing was charged: "
-        "item: out of stock: 1 left, 2 requested"
+        "item: out of stock: 1 left, 2 requested",
     )

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from sagashop.actors.runtime import Conflict, RetryPolicy, Service, inject, step
+from sagashop.actors.runtime import Contention, RetryPolicy, Service, inject, step
 from sagashop.events import Event, EventName
-from sagashop.store.user import UserStep
+from sagashop.store.user import UserDeadLetter, UserStep
 
 FAST = RetryPolicy(attempts=3, conflicts=4, transient_budget=0.05, first_delay=0.001)
 
@@ -30,7 +30,8 @@ def failing(errors: list[Exception]) -> Callable[[], str]:
 def test_conflicts_and_passing_errors_are_retried() -> None:
     assert (
         FAST.call(
-            failing([IntegrityError("dup"), Conflict("moved"), OperationalError("locked")]), "test"
+            failing([IntegrityError("dup"), Contention("moved"), OperationalError("locked")]),
+            "test",
         )
         == "done"
     )
@@ -62,6 +63,7 @@ def test_one_event_has_one_step_per_service() -> None:
         Service(
             "user",
             UserStep,
+            UserDeadLetter,
             steps=(
                 step("a", on=[EventName.ORDER_CREATED], run=nothing),
                 step("b", on=[EventName.ORDER_CREATED], run=nothing),

@@ -13,7 +13,9 @@ from itertools import pairwise
 from sagashop.actors import SERVICES
 from sagashop.events import EventName as E
 
-STARTS = E.ORDER_CREATED  # emitted by the order service's place_order command
+# Emitted by the order service's commands rather than by a step: place_order starts a saga,
+# and the deadline sweep starts the undoing of one that took too long.
+STARTS = {E.ORDER_CREATED, E.ORDER_EXPIRED}
 
 
 def followers() -> dict[E, set[E]]:
@@ -44,7 +46,7 @@ def test_no_event_leads_back_to_itself() -> None:
 def test_every_event_is_emitted_by_someone_and_handled_by_someone() -> None:
     emitted = {name for s in SERVICES.values() for step in s.steps for name in step.emits}
     handled = {name for s in SERVICES.values() for name in s.events}
-    assert emitted | {STARTS} == set(E)
+    assert emitted | STARTS == set(E)
     assert handled == set(E)
 
 
@@ -62,25 +64,42 @@ def test_the_happy_path_reaches_completion() -> None:
         assert effect in graph[cause]
 
 
-def test_each_failure_is_undone_newest_first() -> None:
-    assert chain_from(E.BALANCE_REJECTED) == [E.BALANCE_REJECTED, E.ORDER_CANCELLED]
-    assert chain_from(E.INVENTORY_REJECTED) == [
-        E.INVENTORY_REJECTED,
-        E.BALANCE_RELEASED,
-        E.ORDER_CANCELLED,
+TOLD = [E.ORDER_CANCELLED, E.USER_NOTIFIED]
+
+
+def test_a_completed_order_settles_step_by_step_and_the_user_is_told() -> None:
+    assert chain_from(E.ORDER_COMPLETED) == [
+        E.ORDER_COMPLETED,
+        E.BALANCE_SPENT,
+        E.INVENTORY_FILLED,
+        E.ITEM_SOLD,
+        E.USER_NOTIFIED,
     ]
+
+
+def test_each_failure_is_undone_newest_first_and_the_user_is_told() -> None:
+    assert chain_from(E.BALANCE_REJECTED) == [E.BALANCE_REJECTED, *TOLD]
+    assert chain_from(E.INVENTORY_REJECTED) == [E.INVENTORY_REJECTED, E.BALANCE_RELEASED, *TOLD]
     assert chain_from(E.ITEM_REJECTED) == [
         E.ITEM_REJECTED,
         E.INVENTORY_RELEASED,
         E.BALANCE_RELEASED,
-        E.ORDER_CANCELLED,
+        *TOLD,
     ]
     assert chain_from(E.PAYMENT_REJECTED) == [
         E.PAYMENT_REJECTED,
         E.ITEM_RELEASED,
         E.INVENTORY_RELEASED,
         E.BALANCE_RELEASED,
-        E.ORDER_CANCELLED,
+        *TOLD,
+    ]
+    assert chain_from(E.ORDER_EXPIRED) == [
+        E.ORDER_EXPIRED,
+        E.PAYMENT_REFUNDED,
+        E.ITEM_RELEASED,
+        E.INVENTORY_RELEASED,
+        E.BALANCE_RELEASED,
+        *TOLD,
     ]
 
 

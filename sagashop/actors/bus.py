@@ -1,15 +1,16 @@
 """The bus bridge: the only code that touches Redis messaging.
 
-Events: every event name is a Pub/Sub channel. A process subscribes to the events its services
-handle and hands each service what arrived, several events at once when they came together.
-Asks: a request goes to the service's request channel; the answer comes back on the asking
-process's own reply channel, matched by the request's id.
+Events go one of two ways. With Pub/Sub (the default) every event name is a channel: a process
+subscribes to the events its services handle and hands each service what arrived, several events
+at once when they came together. Pub/Sub gives every subscriber every message, so when two
+processes run the same service each delivery is claimed first (SET NX on its delivery id) and
+only the winner handles it. Pub/Sub keeps nothing: an event published while nobody listens is
+gone, which the outbox sweep and the order deadline make good. With Streams (`--bus streams`)
+every event name is a stream with one consumer group per service; an entry is acknowledged only
+after its step has committed, and entries a dead process left pending are claimed by another.
 
-Pub/Sub gives every subscriber every message, so when two processes run the same service each
-would act on every event. A delivery is therefore claimed first (SET NX on its delivery id) and
-only the process that wins the claim handles it: replicas share the work instead of doubling it.
-Every publish is a new delivery, so a redelivered event (a replay, a retry) is handled again,
-which the step log makes harmless.
+Asks always use Pub/Sub: a request goes to the service's request channel, is claimed like an
+event, and the answer comes back on the asking process's reply channel, matched by request id.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,19 +33,50 @@ from sagashop.events import Event, EventName, MalformedEvent, new_id
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[str, list[Event]], None]
+Done = Callable[[], None]
+"""Called (from any thread) once a service has handled a batch: Streams acknowledges it then."""
+Deliver = Callable[[str, list[Event], Done | None], None]
 """Hands a service the events it won, in arrival order."""
 Serve = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 """Answers a request (service, request name, arguments) with a JSON-able value."""
 
 MAX_BATCH = 256
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+TRANSPORTS = ("pubsub", "streams")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Fault injection for chaos runs, off unless asked for: drop a share of published events
+    (as if lost after Redis took them) and publish another share twice; `only` limits it to
+    some events."""
+
+    drop: float = 0.0
+    duplicate: float = 0.0
+    only: frozenset[EventName] | None = None
+
+    def copies(self, event: Event, draw: float) -> int:
+        if self.only is not None and event.name not in self.only:
+            return 1
+        if draw < self.drop:
+            return 0
+        return 2 if draw < self.drop + self.duplicate else 1
+
+
+@dataclass
+class FaultCounts:
+    dropped: int = 0
+    duplicated: int = 0
 
 
 @dataclass(frozen=True)
 class _Route:
     kind: str  # "event", "ask" or "reply"
     target: str = ""  # the event name or the service
+
+
+def reconnect_delay(failures: int) -> float:
+    return RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
 
 
 class Bus:
@@ -54,12 +87,23 @@ class Bus:
         redis: Redis,
         namespace: str,
         node_id: str,
+        transport: str = "pubsub",
+        faults: Faults = Faults(),
         ask_timeout: float = 10.0,
         claim_ttl_ms: int = 60_000,
     ) -> None:
+        from sagashop.actors.streams import StreamEvents  # imports this module
+
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown bus transport {transport!r}; know {', '.join(TRANSPORTS)}")
         self._redis = redis
         self._namespace = namespace
         self._reply_channel = f"{namespace}:reply:{node_id}"
+        self._streams = StreamEvents(redis, namespace, node_id) if transport == "streams" else None
+        self.faults = faults
+        """Can be switched while running (the chaos run and tests lose events on purpose)."""
+        self._draw = random.Random()
+        self.fault_counts = FaultCounts()
         self._ask_timeout = ask_timeout
         self._claim_ttl_ms = claim_ttl_ms
         self._routes: dict[str, _Route] = {}
@@ -74,34 +118,51 @@ class Bus:
     async def start(
         self, handled: Mapping[str, Collection[EventName]], deliver: Deliver, serve: Serve
     ) -> None:
-        """Subscribe for the events and requests of the services in `handled`, and listen."""
+        """Listen for the events and requests of the services in `handled`."""
         self._deliver, self._serve = deliver, serve
         self._routes = {self._reply_channel: _Route("reply")}
         for service, events in handled.items():
             self._routes[self._ask_channel(service)] = _Route("ask", service)
-            for name in events:
-                self._routes[self._event_channel(name)] = _Route("event", name)
-                self._consumers.setdefault(name, []).append(service)
+            if self._streams is None:
+                for name in events:
+                    self._routes[self._event_channel(name)] = _Route("event", name)
+                    self._consumers.setdefault(name, []).append(service)
         self._pubsub = await self._subscribe()
         self._listener = asyncio.create_task(self._listen(), name="bus-listener")
+        if self._streams is not None:
+            await self._streams.start(handled, deliver)
 
     async def stop(self) -> None:
         """Stop listening; asks still waiting fail as unavailable."""
+        if self._streams is not None:
+            await self._streams.stop()
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
         await asyncio.gather(*self._answers, return_exceptions=True)
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        await _close_quietly(self._pubsub)
         for answer in self._asks.values():
             if not answer.done():
                 answer.set_exception(Unavailable("this process is shutting down"))
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
-        """Publish in one round trip; returns how many processes received each event."""
+        """Publish in one round trip; returns how many receivers took each event (for Pub/Sub,
+        the processes subscribed; a dropped event counts as taken, as if lost after Redis)."""
+        copies = [self.faults.copies(event, self._draw.random()) for event in events]
+        self.fault_counts.dropped += copies.count(0)
+        self.fault_counts.duplicated += copies.count(2)
+        sent = [event for event, n in zip(events, copies, strict=True) for _ in range(n)]
+        if self._streams is not None:
+            received = await self._streams.publish(sent)
+        else:
+            received = await self._publish_pubsub(sent)
+        taken = iter(received)
+        return [1 if n == 0 else max(next(taken) for _ in range(n)) for n in copies]
+
+    async def _publish_pubsub(self, events: Sequence[Event]) -> list[int]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.publish(self._event_channel(event.name), _delivery(event))
+                pipe.publish(self._event_channel(event.name), delivery(event))
             return [int(n) for n in await pipe.execute()]
 
     async def ask(self, service: str, name: str, args: Mapping[str, Any]) -> Any:
@@ -145,7 +206,7 @@ class Bus:
                 failures = 0
                 await self._pump(self._pubsub)
             except (RedisError, OSError) as error:
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                delay = reconnect_delay(failures)
                 failures += 1
                 log.warning("bus: lost Redis (%s); reconnecting in %.1fs", error, delay)
                 await _close_quietly(self._pubsub)
@@ -180,12 +241,7 @@ class Bus:
                     for service in self._consumers[event.name]:
                         claims.append((self._claim_key(service, body["delivery"]), service, event))
             except (ValueError, KeyError, TypeError, MalformedEvent) as error:
-                log.error(
-                    "bus: dropped a malformed message on %s (%s): %.200s",
-                    message["channel"],
-                    error,
-                    message["data"],
-                )
+                log_malformed(message["channel"], error, message["data"])
         if claims:
             won = await self._claim([key for key, _, _ in claims])
             self._hand_out(
@@ -211,7 +267,7 @@ class Bus:
                 self._answers.add(task)
                 task.add_done_callback(self._answers.discard)
         for service, batch in events.items():
-            self._deliver(service, batch)
+            self._deliver(service, batch, None)
 
     async def _answer(self, service: str, request: dict[str, Any]) -> None:
         assert self._serve is not None
@@ -222,7 +278,11 @@ class Bus:
         except Exception:
             log.exception("bus: %s.%s failed", service, request.get("name"))
             reply = {"error": SagashopError(f"the {service} service failed").to_dict()}
-        await self._redis.publish(request["reply_to"], json.dumps({"id": request["id"], **reply}))
+        body = json.dumps({"id": request["id"], **reply})
+        try:
+            await self._redis.publish(request["reply_to"], body)
+        except RedisError as error:
+            log.warning("bus: could not answer %s.%s (%s)", service, request.get("name"), error)
 
     def _resolve(self, reply: dict[str, Any]) -> None:
         answer = self._asks.get(reply["id"])
@@ -234,11 +294,16 @@ class Bus:
             answer.set_result(reply["value"])
 
 
-def _delivery(event: Event) -> str:
+def delivery(event: Event) -> str:
+    """An event as it travels: with a delivery id of its own, so each publish is claimed anew."""
     return json.dumps({"delivery": new_id(), "event": event.to_dict()}, separators=(",", ":"))
 
 
-def _nobody(service: str, events: list[Event]) -> None:
+def log_malformed(where: str, error: Exception, raw: Any) -> None:
+    log.error("bus: dropped a malformed message on %s (%s): %.200s", where, error, raw)
+
+
+def _nobody(service: str, events: list[Event], done: Done | None) -> None:
     raise RuntimeError("the bus was not started")
 
 

@@ -1,9 +1,8 @@
 """Inventory service: keeps each user's bag (20 slots, one per item bought) and what is in it.
 
-balance.reserved                      reserve a slot per unit  -> inventory.reserved
-                                                                | inventory.rejected
-item.rejected | item.released         free the slots           -> inventory.released
-order.completed                       put the items in the bag
+balance.reserved               hold a slot per unit      -> inventory.reserved | .rejected
+item.rejected | item.released  free the slots            -> inventory.released
+balance.spent                  put the items in the bag  -> inventory.filled
 """
 
 from __future__ import annotations
@@ -15,8 +14,14 @@ from tortoise.expressions import F
 
 from sagashop.actors.runtime import Service, refused, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json
-from sagashop.store.inventory import Bag, BagItem, InventoryStep, SlotReservation
+from sagashop.store.base import as_json, rows
+from sagashop.store.inventory import (
+    Bag,
+    BagItem,
+    InventoryDeadLetter,
+    InventoryStep,
+    SlotReservation,
+)
 
 log = logging.getLogger("sagashop.inventory")
 
@@ -64,16 +69,16 @@ async def free_slots(event: Event) -> Event:
     return event.follow(EventName.INVENTORY_RELEASED)
 
 
-async def fill_slots(event: Event) -> None:
+async def fill_slots(event: Event) -> Event:
     held = await SlotReservation.confirm(event.order_id)
-    if held is None:
-        return
-    await BagItem.get_or_create(
-        user_id=held.user_id, item_id=held.item_id, defaults={"quantity": 0}
-    )
-    await BagItem.filter(user_id=held.user_id, item_id=held.item_id).update(
-        quantity=F("quantity") + held.quantity
-    )
+    if held is not None:
+        await BagItem.get_or_create(
+            user_id=held.user_id, item_id=held.item_id, defaults={"quantity": 0}
+        )
+        await BagItem.filter(user_id=held.user_id, item_id=held.item_id).update(
+            quantity=F("quantity") + held.quantity
+        )
+    return event.follow(EventName.INVENTORY_FILLED)
 
 
 async def get_inventory(user_id: str) -> dict[str, Any]:
@@ -87,6 +92,14 @@ async def get_inventory(user_id: str) -> dict[str, Any]:
     }
 
 
+async def audit_facts() -> dict[str, Any]:
+    return {
+        "bags": await rows(Bag, "user_id", "capacity", "free"),
+        "contents": await rows(BagItem, "user_id", "item_id", "quantity"),
+        "held": await rows(SlotReservation, "order_id", "state", "quantity", "user_id", "item_id"),
+    }
+
+
 async def order_state(order_id: str) -> dict[str, Any] | None:
     held = await SlotReservation.get_or_none(order_id=order_id)
     return None if held is None else as_json(held, "order_id", "user_id", "item_id")
@@ -95,6 +108,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 SERVICE = Service(
     name="inventory",
     records=InventoryStep,
+    dead_letters=InventoryDeadLetter,
     steps=(
         step(
             "reserve",
@@ -109,7 +123,16 @@ SERVICE = Service(
             run=free_slots,
             emits=[EventName.INVENTORY_RELEASED],
         ),
-        step("fill", on=[EventName.ORDER_COMPLETED], run=fill_slots),
+        step(
+            "fill",
+            on=[EventName.BALANCE_SPENT],
+            run=fill_slots,
+            emits=[EventName.INVENTORY_FILLED],
+        ),
     ),
-    queries={"get_inventory": get_inventory, "order_state": order_state},
+    queries={
+        "get_inventory": get_inventory,
+        "order_state": order_state,
+        "audit_facts": audit_facts,
+    },
 )

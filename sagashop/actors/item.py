@@ -1,8 +1,8 @@
 """Item service: keeps the catalogue, its prices and its stock.
 
-inventory.reserved                    reserve the stock  -> item.reserved | item.rejected
-payment.rejected                      put it back        -> item.released
-order.completed                       the stock is sold
+inventory.reserved             hold the stock            -> item.reserved | item.rejected
+payment.rejected | .refunded   put it back               -> item.released
+inventory.filled               the stock is sold         -> item.sold
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from typing import Any, Protocol
 from tortoise.expressions import F
 
 from sagashop.actors.runtime import Service, refused, step
-from sagashop.events import Event, EventName, new_id
-from sagashop.store.base import as_json, found
-from sagashop.store.item import Item, ItemStep, StockReservation
+from sagashop.events import Event, EventName
+from sagashop.store.base import as_json, found, rows
+from sagashop.store.item import Item, ItemDeadLetter, ItemStep, StockReservation
 
 log = logging.getLogger("sagashop.item")
 
@@ -57,20 +57,31 @@ async def restock(event: Event) -> Event:
     return event.follow(EventName.ITEM_RELEASED)
 
 
-async def sell_stock(event: Event) -> None:
+async def sell_stock(event: Event) -> Event:
     await StockReservation.confirm(event.order_id)
+    return event.follow(EventName.ITEM_SOLD)
 
 
-async def create_item(name: str, price: int, stock: int) -> dict[str, Any]:
-    return as_json(await Item.create(id=new_id(), name=name, price=price, stock=stock))
+async def create_item(item_id: str, name: str, price: int, stock: int) -> dict[str, Any]:
+    defaults = {"name": name, "price": price, "stock": stock, "opening_stock": stock}
+    item, _ = await Item.get_or_create(id=item_id, defaults=defaults)
+    return as_json(item, "opening_stock")
 
 
 async def get_item(item_id: str) -> dict[str, Any]:
-    return as_json(await found(Item, "item", item_id))
+    return as_json(await found(Item, "item", item_id), "opening_stock")
 
 
 async def list_items() -> dict[str, Any]:
-    return {"items": [as_json(item) for item in await Item.all().order_by("created_at", "id")]}
+    items = await Item.all().order_by("created_at", "id")
+    return {"items": [as_json(item, "opening_stock") for item in items]}
+
+
+async def audit_facts() -> dict[str, Any]:
+    return {
+        "items": await rows(Item, "id", "opening_stock", "stock"),
+        "held": await rows(StockReservation, "order_id", "state", "quantity", "item_id"),
+    }
 
 
 async def order_state(order_id: str) -> dict[str, Any] | None:
@@ -81,6 +92,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 SERVICE = Service(
     name="item",
     records=ItemStep,
+    dead_letters=ItemDeadLetter,
     steps=(
         step(
             "reserve",
@@ -91,12 +103,22 @@ SERVICE = Service(
         ),
         step(
             "restock",
-            on=[EventName.PAYMENT_REJECTED],
+            on=[EventName.PAYMENT_REJECTED, EventName.PAYMENT_REFUNDED],
             run=restock,
             emits=[EventName.ITEM_RELEASED],
         ),
-        step("sell", on=[EventName.ORDER_COMPLETED], run=sell_stock),
+        step(
+            "sell",
+            on=[EventName.INVENTORY_FILLED],
+            run=sell_stock,
+            emits=[EventName.ITEM_SOLD],
+        ),
     ),
     commands={"create_item": create_item},
-    queries={"get_item": get_item, "list_items": list_items, "order_state": order_state},
+    queries={
+        "get_item": get_item,
+        "list_items": list_items,
+        "order_state": order_state,
+        "audit_facts": audit_facts,
+    },
 )

@@ -1,6 +1,6 @@
-"""Notification service: tells the user how their purchase ended (a log line and a stored message).
+"""Notification service: tells the user how their purchase ended (a log line, a stored message).
 
-order.completed | order.cancelled     store and log the message
+item.sold | order.cancelled    store and log the message -> notification.sent
 """
 
 from __future__ import annotations
@@ -11,24 +11,26 @@ from typing import Any
 from sagashop.actors.runtime import Service, step
 from sagashop.events import Event, EventName
 from sagashop.store.base import as_json
-from sagashop.store.notification import Notification, NotificationStep
+from sagashop.store.notification import Notification, NotificationDeadLetter, NotificationStep
 
 log = logging.getLogger("sagashop.notification")
 
 
-def message_for(event: Event) -> str:
+def message_for(event: Event) -> tuple[str, str]:
+    """What kind of news the user gets, and the message."""
     purchase = f"Your purchase of {event.quantity} x item {event.item_id}"
-    if event.name is EventName.ORDER_COMPLETED:
-        return f"{purchase} for {event.amount} is complete."
-    return f"{purchase} was cancelled and nothing was charged: {event.reason}"
+    if event.name is EventName.ITEM_SOLD:
+        return "order.completed", f"{purchase} for {event.amount} is complete."
+    return "order.cancelled", f"{purchase} was cancelled and nothing was charged: {event.reason}"
 
 
-async def notify(event: Event) -> None:
-    message = message_for(event)[:255]
+async def notify(event: Event) -> Event:
+    kind, message = message_for(event)
     await Notification.create(
-        order_id=event.order_id, user_id=event.user_id, kind=event.name, message=message
+        order_id=event.order_id, user_id=event.user_id, kind=kind, message=message[:255]
     )
     log.info("order %s: told user %s: %s", event.order_id, event.user_id, message)
+    return event.follow(EventName.USER_NOTIFIED)
 
 
 async def list_notifications(user_id: str) -> dict[str, Any]:
@@ -44,6 +46,14 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 SERVICE = Service(
     name="notification",
     records=NotificationStep,
-    steps=(step("notify", on=[EventName.ORDER_COMPLETED, EventName.ORDER_CANCELLED], run=notify),),
+    dead_letters=NotificationDeadLetter,
+    steps=(
+        step(
+            "notify",
+            on=[EventName.ITEM_SOLD, EventName.ORDER_CANCELLED],
+            run=notify,
+            emits=[EventName.USER_NOTIFIED],
+        ),
+    ),
     queries={"list_notifications": list_notifications, "order_state": order_state},
 )

@@ -1,95 +1,229 @@
-"""Order service: where a purchase starts and where it ends.
+"""Order service: where a purchase starts, where it ends, and what makes sure it does end.
 
-place_order (POST /orders)            price it, open it PENDING     -> order.created
-payment.processed                     complete it                   -> order.completed
-balance.rejected | balance.released   cancel it, with the reason    -> order.cancelled
+    place_order (POST /orders)     price it, open it PENDING -> order.created
+    payment.processed              complete it               -> order.completed
+    balance.rejected | .released   cancel it, with why       -> order.cancelled
+    notification.sent              close it: nothing is owed
+    sweep (every second or so)     ask again for what is owed, publishing the last event again;
+                                   end a saga past its deadline -> order.expired
+
+Until an order is closed the service knows what it is still owed (`Order.owes`) and, past
+`retry_at`, publishes its last event again; every service that already acted replays its
+recorded outcome, so the saga picks up wherever it was lost. An order past its deadline is
+cancelled at once, and its undoing starts from the last step backwards: payment refunds or
+voids, then item, inventory and user give back what they hold, each recording a void where
+nothing was held yet, so a late action is refused rather than held for an order that is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sagashop.actors.runtime import Service, step
 from sagashop.actors.steplog import StepLog
-from sagashop.events import Event, EventName, new_id
-from sagashop.store.base import as_json, found, now
-from sagashop.store.order import Order, OrderStatus, OrderStep
+from sagashop.errors import Conflict
+from sagashop.events import Event, EventName
+from sagashop.store.base import as_json, found, now, rows
+from sagashop.store.order import Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
 
 log = logging.getLogger("sagashop.order")
 
 Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
+SWEEP_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """How long a saga may take, and how often a stalled one is looked at (backing off)."""
+
+    saga: float = 30.0
+    first_nudge: float = 5.0
+
+    def wait(self, nudges: int) -> timedelta:
+        """Doubling from the first nudge, but never past a quarter of the deadline: a saga that
+        lost an event near its end should not wait longer than the deadline gave it."""
+        longest = max(self.first_nudge, self.saga / 4)
+        return timedelta(seconds=min(self.first_nudge * 2 ** min(nudges, 16), longest))
 
 
 async def place_order(
-    user_id: str, item_id: str, quantity: int, *, ask: Ask, steps: StepLog
+    order_id: str,
+    user_id: str,
+    item_id: str,
+    quantity: int,
+    *,
+    ask: Ask,
+    steps: StepLog,
+    deadlines: Deadlines,
 ) -> dict[str, Any]:
-    """Check the user and price the item first, so an unknown one is a 404 and no saga starts."""
+    """Check the user and price the item first, so an unknown one is a 404 and no saga starts.
+    Placing the same order id again opens nothing new: it answers with the order placed then."""
     _user, item = await asyncio.gather(
         ask("user", "get_user", {"user_id": user_id}),
         ask("item", "get_item", {"item_id": item_id}),
     )
-    order = {
-        "id": new_id(),
-        "user_id": user_id,
-        "item_id": item_id,
-        "quantity": quantity,
-        "unit_price": item["price"],
-        "total_amount": item["price"] * quantity,
-    }
-    await steps.record(order["id"], "create", "place_order", lambda: _open(order))
-    log.info("order %s: %d x item %s for user %s", order["id"], quantity, item_id, user_id)
-    return await get_order(order["id"])
+    opened = now()
+    order = Order(
+        id=order_id,
+        user_id=user_id,
+        item_id=item_id,
+        quantity=quantity,
+        unit_price=item["price"],
+        total_amount=item["price"] * quantity,
+        deadline_at=opened + timedelta(seconds=deadlines.saga),
+        retry_at=opened + deadlines.wait(0),
+    )
+    await steps.record(str(order.id), "create", "place_order", lambda: _open(order))
+    placed = await get_order(str(order.id))
+    if (placed["userId"], placed["itemId"], placed["quantity"]) != (user_id, item_id, quantity):
+        raise Conflict(f"order {order_id} was placed before with another user, item or quantity")
+    log.info("order %s: %d x item %s for user %s", order.id, quantity, item_id, user_id)
+    return placed
 
 
-async def _open(order: dict[str, Any]) -> Event:
-    await Order.create(**order)
+async def _open(order: Order) -> Event:
+    await order.save(force_create=True)
+    return _event(EventName.ORDER_CREATED, order)
+
+
+def _event(name: EventName, order: Order, reason: str | None = None) -> Event:
     return Event(
-        EventName.ORDER_CREATED,
-        order_id=order["id"],
-        user_id=order["user_id"],
-        item_id=order["item_id"],
-        quantity=order["quantity"],
-        amount=order["total_amount"],
+        name,
+        order_id=str(order.id),
+        user_id=str(order.user_id),
+        item_id=str(order.item_id),
+        quantity=order.quantity,
+        amount=order.total_amount,
+        reason=reason,
     )
 
 
-async def complete_order(event: Event) -> Event | None:
-    if not await _end(event.order_id, OrderStatus.COMPLETED):
-        return None
+async def complete_order(event: Event, *, deadlines: Deadlines) -> Event | None:
+    ended = await _end(event.order_id, deadlines, status=OrderStatus.COMPLETED)
+    if not ended:
+        return None  # it expired meanwhile: the payment service refunds what it took
     log.info("order %s: completed", event.order_id)
     return event.follow(EventName.ORDER_COMPLETED)
 
 
-async def cancel_order(event: Event) -> Event | None:
-    if not await _end(event.order_id, OrderStatus.CANCELLED, event.reason):
+async def cancel_order(event: Event, *, deadlines: Deadlines) -> Event | None:
+    """The user's money is back: cancel the order, or, if it expired, stop asking for that."""
+    if await _end(event.order_id, deadlines, OrderStatus.CANCELLED, event.reason):
+        log.info("order %s: cancelled (%s)", event.order_id, event.reason)
+    elif await _owed_next(event.order_id, Owed.UNDOING, Owed.SETTLING, deadlines):
+        log.info("order %s: everything it held is given back", event.order_id)
+    else:
         return None
-    log.info("order %s: cancelled (%s)", event.order_id, event.reason)
     return event.follow(EventName.ORDER_CANCELLED)
 
 
-async def _end(order_id: str, status: OrderStatus, reason: str | None = None) -> bool:
-    """Move a PENDING order to where it ends; an order ends only once."""
+async def close_order(event: Event, *, deadlines: Deadlines) -> None:
+    """The user was told, after every service settled its part: nothing more is owed."""
+    await _owed_next(event.order_id, Owed.SETTLING, None, deadlines)
+
+
+async def _end(
+    order_id: str, deadlines: Deadlines, status: OrderStatus, reason: str | None = None
+) -> bool:
+    """Move a PENDING order to where it ends (once); then its settling is owed."""
     ended = await Order.filter(id=order_id, status=OrderStatus.PENDING).update(
-        status=status, failure_reason=reason, updated_at=now()
+        status=status, failure_reason=reason, updated_at=now(), **_owing(Owed.SETTLING, deadlines)
     )
     return bool(ended)
 
 
+async def _owed_next(order_id: str, was: Owed, becomes: Owed | None, deadlines: Deadlines) -> bool:
+    moved = await Order.filter(id=order_id, owes=was).update(**_owing(becomes, deadlines))
+    return bool(moved)
+
+
+def _owing(owed: Owed | None, deadlines: Deadlines) -> dict[str, Any]:
+    """The columns that say what is owed and when to ask again, backing off from scratch."""
+    retry_at = None if owed is None else now() + deadlines.wait(0)
+    return {"owes": owed, "retry_at": retry_at, "backoff": 0}
+
+
+async def sweep(*, steps: StepLog, deadlines: Deadlines) -> dict[str, int]:
+    """Ask again for what the due orders are owed, and end those past their deadline."""
+    moment = now()
+    due = await Order.filter(retry_at__lte=moment).order_by("retry_at").limit(SWEEP_BATCH)
+    done: Counter[str] = Counter()
+    for order in due:
+        expiring = order.owes is Owed.OUTCOME and moment >= order.deadline_at
+        if expiring:
+            await steps.record(
+                str(order.id), "expire", "deadline", partial(_expire, order, deadlines)
+            )
+        elif await _take_turn(order, deadlines, moment):
+            await steps.republish(str(order.id), _last_step(order))
+        else:
+            continue  # another process running the order service took this one
+        done["expired" if expiring else f"asked again for {order.owes}"] += 1
+    if done:
+        log.info("sweep: %s", ", ".join(f"{n} {what}" for what, n in done.items()))
+    return dict(done)
+
+
+def _last_step(order: Order) -> str:
+    """The step whose event, published again, drives what the order is owed."""
+    if order.owes is Owed.OUTCOME:
+        return "create"
+    if order.owes is Owed.UNDOING:
+        return "expire"
+    return "complete" if order.status is OrderStatus.COMPLETED else "cancel"
+
+
+async def _take_turn(order: Order, deadlines: Deadlines, moment: datetime) -> bool:
+    next_look = moment + deadlines.wait(order.backoff + 1)
+    if order.owes is Owed.OUTCOME:
+        next_look = min(next_look, order.deadline_at)
+    taken = await Order.filter(id=order.id, nudges=order.nudges).update(
+        nudges=order.nudges + 1, backoff=order.backoff + 1, retry_at=next_look
+    )
+    return bool(taken)
+
+
+async def _expire(order: Order, deadlines: Deadlines) -> Event | None:
+    """Cancel at once; the undoing is owed until the user has their money back."""
+    reason = f"order: no outcome within the {deadlines.saga:g}s deadline"
+    ended = await Order.filter(id=order.id, status=OrderStatus.PENDING).update(
+        status=OrderStatus.CANCELLED,
+        failure_reason=reason,
+        updated_at=now(),
+        **_owing(Owed.UNDOING, deadlines),
+    )
+    if not ended:
+        return None
+    log.warning("order %s: expired; undoing what it holds", order.id)
+    return _event(EventName.ORDER_EXPIRED, order, reason)
+
+
+async def audit_facts() -> dict[str, Any]:
+    columns = ("id", "status", "user_id", "item_id", "quantity", "total_amount")
+    times = ("created_at", "updated_at", "deadline_at", "owes")
+    return {"orders": await rows(Order, *columns, *times)}
+
+
 async def get_order(order_id: str) -> dict[str, Any]:
-    return as_json(await found(Order, "order", order_id))
+    return as_json(await found(Order, "order", order_id), "backoff")
 
 
 async def list_user_orders(user_id: str) -> dict[str, Any]:
     orders = await Order.filter(user_id=user_id).order_by("-created_at", "-id")
-    return {"userId": user_id, "orders": [as_json(order) for order in orders]}
+    return {"userId": user_id, "orders": [as_json(order, "backoff") for order in orders]}
 
 
 SERVICE = Service(
     name="order",
     records=OrderStep,
+    dead_letters=OrderDeadLetter,
     steps=(
         step(
             "complete",
@@ -103,7 +237,13 @@ SERVICE = Service(
             run=cancel_order,
             emits=[EventName.ORDER_CANCELLED],
         ),
+        step("close", on=[EventName.USER_NOTIFIED], run=close_order),
     ),
     commands={"place_order": place_order},
-    queries={"get_order": get_order, "list_user_orders": list_user_orders},
+    queries={
+        "get_order": get_order,
+        "list_user_orders": list_user_orders,
+        "audit_facts": audit_facts,
+    },
+    periodic={"sweep": sweep},
 )

@@ -1,7 +1,7 @@
 """Payment service: charges the order through a mock provider that declines a set share.
 
-item.reserved                         charge the amount  -> payment.processed
-                                                          | payment.rejected
+item.reserved                  charge the amount         -> payment.processed | .rejected
+order.expired                  refund it, or void it     -> payment.refunded
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 from sagashop.actors.runtime import Service, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json
-from sagashop.store.payment import Payment, PaymentState, PaymentStep
+from sagashop.store.base import as_json, now, rows
+from sagashop.store.payment import Payment, PaymentDeadLetter, PaymentState, PaymentStep
 
 log = logging.getLogger("sagashop.payment")
 
@@ -34,12 +34,27 @@ class PaymentMock:
 
 
 async def charge(event: Event, *, payments: PaymentMock) -> Event:
+    if await Payment.exists(order_id=event.order_id):
+        return event.follow(EventName.PAYMENT_REJECTED, "payment: the order expired first")
     if payments.declines(event.order_id):
         await _record(event, PaymentState.DECLINED, "declined by the mock provider")
         return event.follow(EventName.PAYMENT_REJECTED, "payment: declined by the mock provider")
     await _record(event, PaymentState.CAPTURED)
     log.info("order %s: charged %d to user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.PAYMENT_PROCESSED)
+
+
+async def refund(event: Event) -> Event:
+    """The order expired: give back what was charged, or void the charge if none came yet."""
+    payment = await Payment.get_or_none(order_id=event.order_id)
+    if payment is None:
+        await _record(event, PaymentState.VOIDED, "the order expired before it was charged")
+    elif payment.state is PaymentState.CAPTURED:
+        await Payment.filter(order_id=event.order_id, state=PaymentState.CAPTURED).update(
+            state=PaymentState.REFUNDED, reason="the order expired", updated_at=now()
+        )
+        log.info("order %s: refunded %d to user %s", event.order_id, event.amount, event.user_id)
+    return event.follow(EventName.PAYMENT_REFUNDED)
 
 
 async def _record(event: Event, state: PaymentState, reason: str | None = None) -> None:
@@ -60,6 +75,10 @@ async def configure(
     return {"failureRate": failure_rate, "seed": seed}
 
 
+async def audit_facts() -> dict[str, Any]:
+    return {"payments": await rows(Payment, "order_id", "state", "amount")}
+
+
 async def order_state(order_id: str) -> dict[str, Any] | None:
     payment = await Payment.get_or_none(order_id=order_id)
     return None if payment is None else as_json(payment, "order_id", "user_id")
@@ -68,6 +87,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 SERVICE = Service(
     name="payment",
     records=PaymentStep,
+    dead_letters=PaymentDeadLetter,
     steps=(
         step(
             "charge",
@@ -76,7 +96,13 @@ SERVICE = Service(
             emits=[EventName.PAYMENT_PROCESSED, EventName.PAYMENT_REJECTED],
             fails_as=EventName.PAYMENT_REJECTED,
         ),
+        step(
+            "refund",
+            on=[EventName.ORDER_EXPIRED],
+            run=refund,
+            emits=[EventName.PAYMENT_REFUNDED],
+        ),
     ),
     commands={"configure": configure},
-    queries={"order_state": order_state},
+    queries={"order_state": order_state, "audit_facts": audit_facts},
 )

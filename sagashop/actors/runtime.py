@@ -19,11 +19,12 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 import pykka
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from sagashop.events import Event, EventName
-from sagashop.store.base import StepRecord
+from sagashop.store.base import DeadLetter, StepRecord
 
 if TYPE_CHECKING:
     from sagashop.actors.steplog import StepLog
@@ -35,7 +36,7 @@ Handler = Callable[..., Coroutine[Any, Any, Any]]
 StepAction = Callable[..., Coroutine[Any, Any, Event | None]]
 
 
-class Conflict(Exception):
+class Contention(Exception):
     """The state moved under a step while it ran (another process got there first): take the
     step again. IntegrityError from a unique constraint means the same."""
 
@@ -46,7 +47,7 @@ def refused(reason: str | None) -> str:
     If the rules see no reason, the state moved between the update and the read: retry.
     """
     if reason is None:
-        raise Conflict("the state changed while the step ran")
+        raise Contention("the state changed while the step ran")
     return reason
 
 
@@ -84,11 +85,17 @@ class Service:
 
     name: str
     records: type[StepRecord]
+    dead_letters: type[DeadLetter]
     steps: tuple[Step, ...] = ()
     commands: Mapping[str, Handler] = field(default_factory=dict)
-    """Requests that change state: they go through the mailbox, one at a time."""
+    """Requests that change state: they go through the mailbox, one at a time, and are retried
+    like steps, so each must be safe to run twice (ids are chosen by the caller)."""
     queries: Mapping[str, Handler] = field(default_factory=dict)
     """Requests that only read: they run straight on the loop, never queued behind events."""
+    periodic: Mapping[str, Handler] = field(default_factory=dict)
+    """Work the runtime starts on its own every few seconds (`Settings.sweep_every`), straight
+    on the loop: it must not wait behind the events it is there to rescue, so every write it
+    makes is conditional."""
 
     def __post_init__(self) -> None:
         handled = [name for s in self.steps for name in s.on]
@@ -109,6 +116,7 @@ class Service:
             steps=tuple(replace(s, run=inject(s.run, deps)) for s in self.steps),
             commands={name: inject(h, deps) for name, h in self.commands.items()},
             queries={name: inject(h, deps) for name, h in self.queries.items()},
+            periodic={name: inject(h, deps) for name, h in self.periodic.items()},
         )
 
 
@@ -166,6 +174,11 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
     TimeoutError,
+    # asyncpg lets these through untranslated when PostgreSQL drops a connection:
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -190,7 +203,7 @@ class RetryPolicy:
         while True:
             try:
                 return work()
-            except (IntegrityError, Conflict):
+            except (IntegrityError, Contention):
                 conflicts += 1
                 if conflicts >= self.conflicts:
                     raise
@@ -219,6 +232,8 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Deliver:
     events: tuple[Event, ...]
+    done: Callable[[], None] | None = None
+    """Called once every event was handled (or given up on): a durable bus acknowledges then."""
 
 
 @dataclass(frozen=True)
@@ -261,12 +276,18 @@ class ServiceActor(pykka.ThreadingActor):
 
     def _receive(self, message: Any) -> None:
         match message:
-            case Deliver(events):
-                for event in events:
-                    self._take_step(event)
+            case Deliver(events, done):
+                try:
+                    for event in events:
+                        self._take_step(event)
+                finally:
+                    if done is not None:
+                        done()
             case Call(name, args, reply):
-                command = self.service.commands[name]
-                self.loop.settle(reply, lambda: self.loop.run(command(**args)))
+                command, what = self.service.commands[name], f"{self.service.name}.{name}"
+                self.loop.settle(
+                    reply, lambda: self.retry.call(lambda: self.loop.run(command(**args)), what)
+                )
             case Drain(reply):
                 self.loop.settle(reply, lambda: None)
             case _:
@@ -280,6 +301,5 @@ class ServiceActor(pykka.ThreadingActor):
         try:
             self.retry.call(lambda: self.loop.run(self.steps.run(chosen, event)), what)
         except Exception as error:
-            self.log.exception("%s failed for good", what)
-            if chosen.fails_as is not None:
-                self.loop.run(self.steps.fail(chosen, event, error))
+            self.log.exception("%s failed for good; it goes to the dead letters", what)
+            self.loop.run(self.steps.give_up(chosen, event, error))

@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from sagashop.actors.runtime import Step
 from sagashop.events import Event
-from sagashop.store.base import StepRecord
+from sagashop.store.base import DeadLetter, StepRecord, as_json, found, now
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,18 @@ Publish = Callable[[Sequence[Event]], Awaitable[Sequence[int]]]
 
 
 class StepLog:
-    """The steps one service has taken, kept in that service's own database."""
+    """The steps one service has taken and the events it gave up on, in its own database."""
 
-    def __init__(self, service: str, records: type[StepRecord], relay: Relay) -> None:
+    def __init__(
+        self,
+        service: str,
+        records: type[StepRecord],
+        dead_letters: type[DeadLetter],
+        relay: Relay,
+    ) -> None:
         self.service = service
         self.records = records
+        self.dead_letters = dead_letters
         self.relay = relay
 
     async def run(self, chosen: Step, event: Event) -> Event | None:
@@ -42,12 +50,21 @@ class StepLog:
 
         return await self.record(event.order_id, chosen.name, event.name, act)
 
-    async def fail(self, chosen: Step, event: Event, error: BaseException) -> Event | None:
-        """Close the step with its failure event, so the saga compensates what came before."""
-        assert chosen.fails_as is not None
+    async def give_up(self, chosen: Step, event: Event, error: BaseException) -> Event | None:
+        """Keep the event as a dead letter and, for a step that can fail, close the step with
+        its failure event, so the saga undoes what came before; both in one transaction."""
+        if chosen.fails_as is None:
+            async with in_transaction(self.service):
+                await self._bury(chosen, event, error)
+            return None
         reason = f"{self.service} failed: internal error ({type(error).__name__}: {error})"
         failure = event.follow(chosen.fails_as, reason[:250])
-        return await self.record(event.order_id, chosen.name, event.name, lambda: _given(failure))
+
+        async def bury_and_fail() -> Event:
+            await self._bury(chosen, event, error)
+            return failure
+
+        return await self.record(event.order_id, chosen.name, event.name, bury_and_fail)
 
     async def record(
         self,
@@ -77,6 +94,11 @@ class StepLog:
             self.relay.send(self, record.id, outcome)
         return outcome
 
+    async def republish(self, order_id: str, step: str) -> Event | None:
+        """Publish again what a step emitted (the order service re-drives a stalled saga so)."""
+        recorded = await self.records.get_or_none(order_id=order_id, step=step)
+        return None if recorded is None else self._replay(recorded)
+
     def _replay(self, recorded: StepRecord) -> Event | None:
         log.debug("order %s: %s.%s already taken", recorded.order_id, self.service, recorded.step)
         if recorded.outcome is None:
@@ -84,6 +106,22 @@ class StepLog:
         outcome = Event.from_dict(recorded.outcome)
         self.relay.send(self, recorded.id, outcome)
         return outcome
+
+    async def _bury(self, chosen: Step, event: Event, error: BaseException) -> None:
+        text = f"{type(error).__name__}: {error}"
+        letter, created = await self.dead_letters.get_or_create(
+            order_id=event.order_id,
+            step=chosen.name,
+            defaults={"event": event.to_dict(), "error": text},
+        )
+        if not created:
+            await self.dead_letters.filter(id=letter.id).update(
+                event=event.to_dict(),
+                error=text,
+                failures=F("failures") + 1,
+                replayed_at=None,
+                updated_at=now(),
+            )
 
     async def history(self, order_id: str) -> list[dict[str, Any]]:
         """This service's part of an order's timeline."""
@@ -100,6 +138,19 @@ class StepLog:
             for row in rows
         ]
 
+    async def dead(self) -> list[dict[str, Any]]:
+        letters = await self.dead_letters.all().order_by("id")
+        return [
+            {**as_json(letter), "id": f"{self.service}-{letter.id}", "service": self.service}
+            for letter in letters
+        ]
+
+    async def exhume(self, letter_id: int) -> Event:
+        """The dead letter's event, marked as replayed, for the caller to deliver again."""
+        letter = await found(self.dead_letters, "dead letter", str(letter_id))
+        await self.dead_letters.filter(id=letter_id).update(replayed_at=now())
+        return Event.from_dict(letter.event)
+
     async def unpublished(self, older_than: datetime, limit: int) -> list[tuple[int, Event]]:
         rows = (
             await self.records.filter(published=False, handled_at__lt=older_than)
@@ -111,10 +162,6 @@ class StepLog:
 
     async def mark_published(self, ids: Sequence[int]) -> None:
         await self.records.filter(id__in=list(ids)).update(published=True)
-
-
-async def _given(event: Event) -> Event:
-    return event
 
 
 @dataclass(frozen=True)
@@ -165,11 +212,21 @@ class Relay:
         return batch
 
     async def _publish_batch(self, batch: list[_Outgoing]) -> None:
+        """Whatever fails here, the sweep sends the batch again: at least once, never lost."""
         try:
             receivers = await self._publish([item.event for item in batch])
-            await self._mark([item for item, n in zip(batch, receivers, strict=True) if n > 0])
         except Exception as error:
             log.warning("could not publish %d events (%s); will retry", len(batch), error)
+        else:
+            delivered = [item for item, n in zip(batch, receivers, strict=True) if n > 0]
+            try:
+                await self._mark(delivered)
+            except Exception as error:
+                log.warning(
+                    "published %d events but could not mark them (%s); they will go out again",
+                    len(delivered),
+                    error,
+                )
         finally:
             for item in batch:
                 self._pending.discard((item.log.service, item.record_id))

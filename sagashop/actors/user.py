@@ -1,9 +1,8 @@
 """User service: keeps each user's balance, and the money held for each order.
 
-order.created                           reserve price x quantity  -> balance.reserved
-                                                                      | balance.rejected
-inventory.rejected | inventory.released  refund what was reserved  -> balance.released
-order.completed                         the reserved money is spent
+order.created                  reserve price x quantity  -> balance.reserved | balance.rejected
+inventory.rejected | .released give back what was held   -> balance.released
+order.completed                the held money is spent   -> balance.spent
 """
 
 from __future__ import annotations
@@ -14,9 +13,9 @@ from typing import Any, Protocol
 from tortoise.expressions import F
 
 from sagashop.actors.runtime import Service, refused, step
-from sagashop.events import Event, EventName, new_id
-from sagashop.store.base import as_json, found
-from sagashop.store.user import BalanceReservation, User, UserStep
+from sagashop.events import Event, EventName
+from sagashop.store.base import as_json, found, rows
+from sagashop.store.user import BalanceReservation, User, UserDeadLetter, UserStep
 
 log = logging.getLogger("sagashop.user")
 
@@ -63,17 +62,28 @@ async def refund_balance(event: Event) -> Event:
     return event.follow(EventName.BALANCE_RELEASED)
 
 
-async def spend_balance(event: Event) -> None:
+async def spend_balance(event: Event) -> Event:
     await BalanceReservation.confirm(event.order_id)
+    return event.follow(EventName.BALANCE_SPENT)
 
 
-async def create_user(username: str, balance: int, active: bool = True) -> dict[str, Any]:
-    user = await User.create(id=new_id(), username=username, balance=balance, active=active)
-    return as_json(user)
+async def create_user(
+    user_id: str, username: str, balance: int, active: bool = True
+) -> dict[str, Any]:
+    defaults = {"username": username, "balance": balance, "opening_balance": balance}
+    user, _ = await User.get_or_create(id=user_id, defaults={**defaults, "active": active})
+    return as_json(user, "opening_balance")
 
 
 async def get_user(user_id: str) -> dict[str, Any]:
-    return as_json(await found(User, "user", user_id))
+    return as_json(await found(User, "user", user_id), "opening_balance")
+
+
+async def audit_facts() -> dict[str, Any]:
+    return {
+        "users": await rows(User, "id", "opening_balance", "balance"),
+        "held": await rows(BalanceReservation, "order_id", "state", "amount", "user_id"),
+    }
 
 
 async def order_state(order_id: str) -> dict[str, Any] | None:
@@ -84,6 +94,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 SERVICE = Service(
     name="user",
     records=UserStep,
+    dead_letters=UserDeadLetter,
     steps=(
         step(
             "reserve",
@@ -98,8 +109,13 @@ SERVICE = Service(
             run=refund_balance,
             emits=[EventName.BALANCE_RELEASED],
         ),
-        step("spend", on=[EventName.ORDER_COMPLETED], run=spend_balance),
+        step(
+            "spend",
+            on=[EventName.ORDER_COMPLETED],
+            run=spend_balance,
+            emits=[EventName.BALANCE_SPENT],
+        ),
     ),
     commands={"create_user": create_user},
-    queries={"get_user": get_user, "order_state": order_state},
+    queries={"get_user": get_user, "order_state": order_state, "audit_facts": audit_facts},
 )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, TypeVar
 from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from sagashop.config import SERVICE_NAMES
 from sagashop.errors import InvalidRequest, NotFound
+from sagashop.events import new_id
 from sagashop.http.errors import UnsupportedMediaType
 
 MAX_QUANTITY = 99
@@ -78,3 +81,26 @@ def path_id(request: web.Request, key: str, what: str) -> str:
         return str(UUID(raw))
     except ValueError:
         raise NotFound(f"no {what} with id {raw!r} (ids are UUIDs)") from None
+
+
+def dead_letter_id(raw: str) -> tuple[str, int]:
+    """`item-3` names dead letter 3 of the item service."""
+    service, _, number = raw.rpartition("-")
+    if service not in SERVICE_NAMES or not number.isdigit():
+        raise NotFound(f"no dead letter {raw!r} (ids look like item-3)")
+    return service, int(number)
+
+
+IDEMPOTENCY_KEYS = uuid.UUID("5a6a5f1e-2c1b-4f64-9a53-3b1f3c0d8e21")
+MAX_KEY_LENGTH = 255
+
+
+def order_id_for(idempotency_key: str | None) -> str:
+    """A new order id, or the one this idempotency key always stands for."""
+    if idempotency_key is None:
+        return new_id()
+    if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
+        raise InvalidRequest(
+            f"an Idempotency-Key has 1 to {MAX_KEY_LENGTH} characters", "Idempotency-Key"
+        )
+    return str(uuid.uuid5(IDEMPOTENCY_KEYS, idempotency_key))

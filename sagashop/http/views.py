@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
 from aiohttp import web
 
+from sagashop import audit
 from sagashop.config import SERVICE_NAMES
+from sagashop.errors import Unavailable
 from sagashop.events import new_id
 from sagashop.http.app import NODE
-from sagashop.http.bodies import NewItem, NewUser, PlaceOrder, path_id, read_body
+from sagashop.http.bodies import (
+    NewItem,
+    NewUser,
+    PlaceOrder,
+    dead_letter_id,
+    order_id_for,
+    path_id,
+    read_body,
+)
 
 routes = web.RouteTableDef()
 
@@ -31,9 +42,16 @@ def ask(request: web.Request, service: str, name: str, /, **args: Any) -> Any:
 @routes.post("/setup-test-data")
 async def setup_test_data(request: web.Request) -> web.Response:
     user = await ask(
-        request, "user", "create_user", username=f"player-{new_id()[:8]}", balance=TEST_BALANCE
+        request,
+        "user",
+        "create_user",
+        user_id=new_id(),
+        username=f"player-{new_id()[:8]}",
+        balance=TEST_BALANCE,
     )
-    items = await asyncio.gather(*(ask(request, "item", "create_item", **i) for i in TEST_ITEMS))
+    items = await asyncio.gather(
+        *(ask(request, "item", "create_item", item_id=new_id(), **i) for i in TEST_ITEMS)
+    )
     data = {"user": user, "items": list(items)}
     return web.json_response({"success": True, "message": "test data created", "data": data})
 
@@ -41,17 +59,15 @@ async def setup_test_data(request: web.Request) -> web.Response:
 @routes.post("/users")
 async def create_user(request: web.Request) -> web.Response:
     body = await read_body(request, NewUser)
-    return web.json_response(
-        await ask(request, "user", "create_user", **body.model_dump()), status=201
-    )
+    user = await ask(request, "user", "create_user", user_id=new_id(), **body.model_dump())
+    return web.json_response(user, status=201)
 
 
 @routes.post("/items")
 async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, NewItem)
-    return web.json_response(
-        await ask(request, "item", "create_item", **body.model_dump()), status=201
-    )
+    item = await ask(request, "item", "create_item", item_id=new_id(), **body.model_dump())
+    return web.json_response(item, status=201)
 
 
 @routes.get("/items")
@@ -61,11 +77,14 @@ async def list_items(request: web.Request) -> web.Response:
 
 @routes.post("/orders")
 async def place_order(request: web.Request) -> web.Response:
+    """Start a purchase. With an Idempotency-Key header, sending the same request again (after
+    a timeout, say) answers with the same order instead of buying twice."""
     body = await read_body(request, PlaceOrder)
     order = await ask(
         request,
         "order",
         "place_order",
+        order_id=order_id_for(request.headers.get("Idempotency-Key")),
         user_id=str(body.userId),
         item_id=str(body.itemId),
         quantity=body.quantity,
@@ -75,18 +94,39 @@ async def place_order(request: web.Request) -> web.Response:
 
 @routes.get("/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
-    """The order, its saga's steps so far across all services, and what each service holds."""
+    """The order, its saga's steps so far across all services, and what each service holds.
+    A service that does not answer is named under "unavailable"; the rest is shown."""
     order_id = path_id(request, "order_id", "order")
     order = await ask(request, "order", "get_order", order_id=order_id)
-    histories, states = await asyncio.gather(
-        asyncio.gather(*(ask(request, s, "steps", order_id=order_id) for s in SERVICE_NAMES)),
-        asyncio.gather(
-            *(ask(request, s, "order_state", order_id=order_id) for s in SERVICES_WITH_STATE)
-        ),
+    (histories, silent), (states, quiet) = await asyncio.gather(
+        ask_each(request, SERVICE_NAMES, "steps", order_id=order_id),
+        ask_each(request, SERVICES_WITH_STATE, "order_state", order_id=order_id),
     )
-    steps = sorted(chain.from_iterable(histories), key=lambda entry: entry["at"])
-    services = dict(zip(SERVICES_WITH_STATE, states, strict=True))
-    return web.json_response({**order, "steps": steps, "services": services})
+    steps = sorted(chain.from_iterable(histories.values()), key=lambda entry: entry["at"])
+    services = {service: states.get(service) for service in SERVICES_WITH_STATE}
+    unavailable = {**silent, **quiet}
+    return web.json_response(
+        {**order, "steps": steps, "services": services, "unavailable": unavailable}
+    )
+
+
+async def ask_each(
+    request: web.Request, services: Sequence[str], name: str, **args: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Ask several services at once: their answers, and why those that did not answer did not."""
+    answers = await asyncio.gather(
+        *(ask(request, service, name, **args) for service in services), return_exceptions=True
+    )
+    found: dict[str, Any] = {}
+    silent: dict[str, str] = {}
+    for service, answer in zip(services, answers, strict=True):
+        if isinstance(answer, Unavailable):
+            silent[service] = answer.message
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            found[service] = answer
+    return found, silent
 
 
 @routes.get("/user/{user_id}/balance")
@@ -120,7 +160,36 @@ async def get_notifications(request: web.Request) -> web.Response:
     return await _of_user(request, "notification", "list_notifications")
 
 
+@routes.get("/dead-letters")
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """Events whose step kept failing, in every service, oldest first."""
+    found, silent = await ask_each(request, SERVICE_NAMES, "dead_letters")
+    letters = sorted(chain.from_iterable(found.values()), key=lambda letter: letter["createdAt"])
+    return web.json_response({"deadLetters": letters, "unavailable": silent})
+
+
+@routes.post("/dead-letters/{letter_id}/replay")
+async def replay_dead_letter(request: web.Request) -> web.Response:
+    """Deliver a dead letter's event to its service again, after the cause is fixed."""
+    service, letter_id = dead_letter_id(request.match_info["letter_id"])
+    replayed = await ask(request, service, "replay_dead_letter", letter_id=letter_id)
+    return web.json_response(replayed, status=202)
+
+
+@routes.get("/audit")
+async def run_audit(request: web.Request) -> web.Response:
+    """The conservation checks across every service's store (see `sagashop.audit`)."""
+    report = audit.check(await audit.gather(request.app[NODE].ask))
+    return web.json_response(report.to_dict())
+
+
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    return web.json_response({"status": "ok", "node": node.id, "services": list(node.services)})
+    faults = {
+        "dropped": node.bus.fault_counts.dropped,
+        "duplicated": node.bus.fault_counts.duplicated,
+    }
+    return web.json_response(
+        {"status": "ok", "node": node.id, "services": list(node.services), "faults": faults}
+    )

@@ -10,14 +10,21 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from tortoise.backends.base.client import TransactionContextPooled
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connections
 from tortoise.context import TortoiseContext, _current_context
 
 
 class Store:
-    """The databases of the services one process runs."""
+    """The databases of the services one process runs.
+
+    Tortoise's model classes, and the SQL it caches for them, belong to the process: one store
+    may be open at a time (tests open them one after the other)."""
+
+    _open: ClassVar[Store | None] = None
 
     def __init__(self, urls: Mapping[str, str]) -> None:
         self.urls = dict(urls)
@@ -32,17 +39,21 @@ class Store:
 
     async def open(self) -> None:
         """Connect and create missing tables. Must run in a task started with `context()`."""
+        if Store._open is not None:
+            raise RuntimeError("another Store is open in this process; close it first")
+        Store._open = self
         for url in self.urls.values():
             _make_sqlite_directory(url)
-        # Tortoise caches each table's SQL per process, keyed by connection name and table, not
-        # by dialect: a store opened after one on another backend (as in the tests) must not
-        # reuse it. One store per process at a time.
+        # Tortoise caches each table's SQL keyed by connection name and table, not by dialect:
+        # a store opened after one on another database must not reuse it.
         EXECUTOR_CACHE.clear()
         await self.tortoise.init(config=self._config())
         await self.tortoise.generate_schemas(safe=True)
 
     async def close(self) -> None:
         await self.tortoise.close_connections()
+        if Store._open is self:
+            Store._open = None
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -52,6 +63,30 @@ class Store:
                 for service in self.urls
             },
         }
+
+
+def _release_the_connection_when_begin_fails() -> None:
+    """Tortoise 1.1.9 acquires a pooled connection, then sends BEGIN; when BEGIN fails (the
+    server dropped that connection) the exception leaves `__aenter__`, `__aexit__` never runs,
+    and the connection is never given back. Every dropped connection would leak one, until the
+    pool is empty and every transaction waits forever. Give it back, then fail as before."""
+    enter = TransactionContextPooled.__aenter__
+
+    async def __aenter__(self: TransactionContextPooled) -> Any:
+        try:
+            return await enter(self)
+        except BaseException:
+            pool, connection = self.client._parent._pool, self.client._connection
+            if pool is not None and connection is not None:
+                await pool.release(connection)
+            if getattr(self, "token", None) is not None:
+                get_connections().reset(self.token)
+            raise
+
+    TransactionContextPooled.__aenter__ = __aenter__  # type: ignore[method-assign]
+
+
+_release_the_connection_when_begin_fails()
 
 
 def _make_sqlite_directory(url: str) -> None:

@@ -41,6 +41,12 @@ def as_json(row: Model, *skip: str) -> dict[str, Any]:
     }
 
 
+async def rows(model: type[Model], *columns: str) -> list[list[Any]]:
+    """Every row of a table, as JSON-able lists of the given columns (for the audit)."""
+    found = await model.all().values_list(*columns)
+    return [[_json_value(value) for value in row] for row in found]
+
+
 def _camel(name: str) -> str:
     first, *rest = name.split("_")
     return first + "".join(word.title() for word in rest)
@@ -78,6 +84,27 @@ class StepRecord(Model):
 class StepRecordMeta:
     """Meta of every concrete StepRecord (Tortoise does not inherit an abstract model's Meta)."""
 
+    unique_together = (("order_id", "step"),)
+
+
+class DeadLetter(Model):
+    """An event whose step kept failing, kept with its error until someone replays it."""
+
+    id = fields.BigIntField(primary_key=True)
+    order_id = fields.UUIDField()
+    step = fields.CharField(max_length=32)
+    event: Any = fields.JSONField()
+    error = fields.TextField()
+    failures = fields.IntField(default=1)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+    replayed_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        abstract = True
+
+
+class DeadLetterMeta:
     unique_together = (("order_id", "step"),)
 
 

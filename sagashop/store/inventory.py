@@ -3,7 +3,13 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import Reservation, StepRecord, StepRecordMeta
+from sagashop.store.base import (
+    DeadLetter,
+    DeadLetterMeta,
+    Reservation,
+    StepRecord,
+    StepRecordMeta,
+)
 
 
 class Bag(Model):
@@ -39,3 +45,8 @@ class SlotReservation(Reservation):
 class InventoryStep(StepRecord):
     class Meta(StepRecordMeta):
         table = "inventory_steps"
+
+
+class InventoryDeadLetter(DeadLetter):
+    class Meta(DeadLetterMeta):
+        table = "inventory_dead_letters"

@@ -3,7 +3,13 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import Reservation, StepRecord, StepRecordMeta
+from sagashop.store.base import (
+    DeadLetter,
+    DeadLetterMeta,
+    Reservation,
+    StepRecord,
+    StepRecordMeta,
+)
 
 
 class Item(Model):
@@ -11,6 +17,8 @@ class Item(Model):
     name = fields.CharField(max_length=100)
     price = fields.BigIntField()
     stock = fields.IntField()
+    opening_stock = fields.IntField()
+    """What the catalogue started with: the audit checks it equals stock + held + sold."""
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -28,3 +36,8 @@ class StockReservation(Reservation):
 class ItemStep(StepRecord):
     class Meta(StepRecordMeta):
         table = "item_steps"
+
+
+class ItemDeadLetter(DeadLetter):
+    class Meta(DeadLetterMeta):
+        table = "item_dead_letters"

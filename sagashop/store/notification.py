@@ -3,7 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import StepRecord, StepRecordMeta
+from sagashop.store.base import DeadLetter, DeadLetterMeta, StepRecord, StepRecordMeta
 
 
 class Notification(Model):
@@ -21,3 +21,8 @@ class Notification(Model):
 class NotificationStep(StepRecord):
     class Meta(StepRecordMeta):
         table = "notification_steps"
+
+
+class NotificationDeadLetter(DeadLetter):
+    class Meta(DeadLetterMeta):
+        table = "notification_dead_letters"

@@ -5,13 +5,24 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import StepRecord, StepRecordMeta
+from sagashop.store.base import DeadLetter, DeadLetterMeta, StepRecord, StepRecordMeta
 
 
 class OrderStatus(StrEnum):
     PENDING = "PENDING"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
+
+
+class Owed(StrEnum):
+    """What the order service still waits for, and re-asks for until it comes."""
+
+    OUTCOME = "outcome"
+    """The saga is running: it must complete or fail before the deadline."""
+    UNDOING = "undoing"
+    """The order expired: what the services hold for it must be given back."""
+    SETTLING = "settling"
+    """The order ended: the services must confirm or give back their part, and the user be told."""
 
 
 class Order(Model):
@@ -25,6 +36,14 @@ class Order(Model):
     failure_reason = fields.CharField(max_length=255, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
+    deadline_at = fields.DatetimeField()
+    owes = fields.CharEnumField(Owed, max_length=16, null=True, default=Owed.OUTCOME)
+    retry_at = fields.DatetimeField(null=True, db_index=True)
+    """When the sweep next asks again for what is owed; None once nothing is."""
+    nudges = fields.IntField(default=0)
+    """How often the sweep asked again, in all."""
+    backoff = fields.IntField(default=0)
+    """How often it asked again for what is owed now: the next wait doubles with it."""
 
     class Meta:
         table = "orders"
@@ -33,3 +52,8 @@ class Order(Model):
 class OrderStep(StepRecord):
     class Meta(StepRecordMeta):
         table = "order_steps"
+
+
+class OrderDeadLetter(DeadLetter):
+    class Meta(DeadLetterMeta):
+        table = "order_dead_letters"

@@ -5,12 +5,15 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import StepRecord, StepRecordMeta
+from sagashop.store.base import DeadLetter, DeadLetterMeta, StepRecord, StepRecordMeta
 
 
 class PaymentState(StrEnum):
     CAPTURED = "captured"
     DECLINED = "declined"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+    """The order expired before it was charged: a charge arriving later is refused."""
 
 
 class Payment(Model):
@@ -29,3 +32,8 @@ class Payment(Model):
 class PaymentStep(StepRecord):
     class Meta(StepRecordMeta):
         table = "payment_steps"
+
+
+class PaymentDeadLetter(DeadLetter):
+    class Meta(DeadLetterMeta):
+        table = "payment_dead_letters"

@@ -3,13 +3,21 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import Reservation, StepRecord, StepRecordMeta
+from sagashop.store.base import (
+    DeadLetter,
+    DeadLetterMeta,
+    Reservation,
+    StepRecord,
+    StepRecordMeta,
+)
 
 
 class User(Model):
     id = fields.UUIDField(primary_key=True)
     username = fields.CharField(max_length=64)
     balance = fields.BigIntField()
+    opening_balance = fields.BigIntField()
+    """What the user started with: the audit checks it equals balance + held + spent."""
     active = fields.BooleanField(default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -28,3 +36,8 @@ class BalanceReservation(Reservation):
 class UserStep(StepRecord):
     class Meta(StepRecordMeta):
         table = "user_steps"
+
+
+class UserDeadLetter(DeadLetter):
+    class Meta(DeadLetterMeta):
+        table = "user_dead_letters"

@@ -1,0 +1,5 @@
+import sys
+
+from sagashop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""Events on Redis Streams (`--bus streams`): kept by Redis and acknowledged after the step commits.
+
+One stream per event name and one consumer group per service, so the processes that run a
+service share its entries. A process reads a batch for a service, hands it to the service's
+actor and acknowledges it once the actor has handled it; it reads the next batch only then, which
+keeps mailboxes short. Entries that a dead process left unacknowledged are claimed by a live one
+after `RECLAIM_IDLE_MS` and handled again, which the step log makes harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from sagashop.actors.bus import Deliver, log_malformed, reconnect_delay
+from sagashop.events import Event, EventName, MalformedEvent, decode, encode
+
+log = logging.getLogger(__name__)
+
+MAXLEN = 10_000
+"""Entries kept per stream (approximately); older ones are trimmed even if a group never read
+them, and the order deadline re-drives what that loses."""
+BATCH = 100
+BLOCK_MS = 1_000
+RECLAIM_EVERY = 5.0
+RECLAIM_IDLE_MS = 15_000
+
+Entry = tuple[str, str, dict[str, str] | None]  # (stream, entry id, fields)
+
+
+class StreamEvents:
+    def __init__(self, redis: Redis, namespace: str, consumer: str) -> None:
+        self._redis = redis
+        self._namespace = namespace
+        self._consumer = consumer
+        self._deliver: Deliver | None = None
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def stream(self, name: str) -> str:
+        return f"{self._namespace}:stream:{name}"
+
+    async def publish(self, events: Sequence[Event]) -> list[int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(self.stream(event.name), {"event": encode(event)}, maxlen=MAXLEN)
+            await pipe.execute()
+        return [1] * len(events)
+
+    async def start(self, handled: Mapping[str, Collection[EventName]], deliver: Deliver) -> None:
+        self._deliver = deliver
+        for service, events in handled.items():
+            streams = [self.stream(name) for name in sorted(events)]
+            if not streams:
+                continue
+            await self._ensure_groups(service, streams)
+            self._tasks.append(asyncio.create_task(self._consume(service, streams)))
+            self._tasks.append(asyncio.create_task(self._reclaim(service, streams)))
+
+    async def stop(self) -> None:
+        """Stop reading; a batch in a service's hands is finished and acknowledged first."""
+        self._stopping.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _ensure_groups(self, service: str, streams: list[str]) -> None:
+        for stream in streams:
+            try:
+                await self._redis.xgroup_create(stream, service, id="0", mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    async def _consume(self, service: str, streams: list[str]) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                reply: Any = await self._redis.xreadgroup(
+                    service, self._consumer, dict.fromkeys(streams, ">"), BATCH, BLOCK_MS
+                )
+                failures = 0
+                entries = [
+                    (s, entry_id, fields) for s, items in reply for entry_id, fields in items
+                ]
+                if entries:
+                    await self._hand_over(service, entries)
+            except (RedisError, OSError) as error:
+                delay = reconnect_delay(failures)
+                failures += 1
+                log.warning("streams: %s lost Redis (%s); retrying in %.1fs", service, error, delay)
+                await self._pause(delay)
+                await self._recreate_groups(service, streams)
+
+    async def _recreate_groups(self, service: str, streams: list[str]) -> None:
+        """A Redis that restarted without persistence lost the groups: make them again."""
+        try:
+            await self._ensure_groups(service, streams)
+        except (RedisError, OSError):
+            return
+        log.info("streams: %s reading again", service)
+
+    async def _reclaim(self, service: str, streams: list[str]) -> None:
+        while not await self._pause(RECLAIM_EVERY):
+            for stream in streams:
+                try:
+                    claimed = await self._redis.xautoclaim(
+                        stream, service, self._consumer, RECLAIM_IDLE_MS, "0-0", count=BATCH
+                    )
+                except (RedisError, OSError):
+                    continue
+                entries = [(stream, entry_id, fields) for entry_id, fields in claimed[1]]
+                if entries:
+                    log.warning(
+                        "streams: %s took over %d entries of %s left by a dead consumer",
+                        service,
+                        len(entries),
+                        stream,
+                    )
+                    await self._hand_over(service, entries)
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep, waking early to stop; True if stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _hand_over(self, service: str, entries: list[Entry]) -> None:
+        assert self._deliver is not None
+        events = [event for event in map(_event_of, entries) if event is not None]
+        if events:
+            loop = asyncio.get_running_loop()
+            handled: asyncio.Future[None] = loop.create_future()
+
+            def done() -> None:
+                loop.call_soon_threadsafe(_settle, handled)
+
+            self._deliver(service, events, done)
+            await handled
+        await self._acknowledge(service, entries)
+
+    async def _acknowledge(self, service: str, entries: list[Entry]) -> None:
+        by_stream: dict[str, list[str]] = {}
+        for stream, entry_id, _fields in entries:
+            by_stream.setdefault(stream, []).append(entry_id)
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for stream, ids in by_stream.items():
+                    pipe.xack(stream, service, *ids)
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            log.warning(
+                "streams: could not acknowledge %d entries (%s); they will be handled again",
+                len(entries),
+                error,
+            )
+
+
+def _event_of(entry: Entry) -> Event | None:
+    stream, entry_id, fields = entry
+    try:
+        if fields is None:
+            raise MalformedEvent("the entry was trimmed before it was read")
+        return decode(fields["event"])
+    except (KeyError, MalformedEvent) as error:
+        log_malformed(f"{stream} {entry_id}", error, fields)
+        return None
+
+
+def _settle(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)

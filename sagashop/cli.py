@@ -1,0 +1,110 @@
+"""The command line: serve (the default), audit, chaos. `run.py` and `python -m sagashop` call
+`main`.
+
+    python run.py                        everything in one process, on http://127.0.0.1:3000
+    python run.py --services order,user  a subset; run the rest elsewhere on the same Redis
+    python run.py audit                  check the books of a running system; exit 1 if off
+    python run.py chaos                  purchases under faults, ending with the audit
+    python run.py COMMAND --help         every setting, with its environment variable
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from aiohttp import web
+
+from sagashop import audit, chaos, config
+from sagashop.bootstrap import running_node
+from sagashop.embedded_redis import NoRedisServer, embedded_redis
+from sagashop.errors import Unavailable
+from sagashop.http import create_app
+
+log = logging.getLogger("sagashop")
+
+
+def serve(settings: config.Settings, _args: argparse.Namespace) -> int:
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=lambda text: log.info("%s", text.strip("= \n")),
+        access_log=log if settings.log_level == "DEBUG" else None,
+    )
+    return 0
+
+
+def check_books(settings: config.Settings, _args: argparse.Namespace) -> int:
+    """Exit 0 if the audit finds nothing, 1 if it finds violations, 2 if it cannot run."""
+
+    async def run() -> audit.Report:
+        async with running_node(replace(settings, services=())) as node:
+            return audit.check(await audit.gather(node.ask))
+
+    try:
+        report = asyncio.run(run())
+    except Unavailable as error:
+        print(f"cannot audit: {error.message}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable[[config.Settings, argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = lambda _parser: None
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    """Its own defaults for general settings: below flags and environment, above the rest."""
+    needs_redis: bool = True
+    """False for a command that brings its own Redis (the chaos run restarts it)."""
+
+
+COMMANDS = {
+    "serve": Command(serve),
+    "audit": Command(check_books),
+    "chaos": Command(chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    name = argv[0] if argv and argv[0] in COMMANDS else "serve"
+    command = COMMANDS[name]
+    parser = argparse.ArgumentParser(
+        prog=f"run.py {name}", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    config.add_arguments(parser)
+    command.add_arguments(parser)
+    args = parser.parse_args(argv[1:] if name in argv[:1] else argv)
+    try:
+        settings = config.load(args, defaults=command.defaults)
+    except ValueError as error:
+        parser.error(str(error))
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    if not command.needs_redis:
+        return command.run(settings, args)
+    try:
+        with redis_for(settings) as settings:
+            return command.run(settings, args)
+    except NoRedisServer as error:
+        log.error("%s", error)
+        return 1
+
+
+@contextmanager
+def redis_for(settings: config.Settings) -> Iterator[config.Settings]:
+    """The settings with a Redis: the one named, or an embedded one serving the data directory."""
+    if settings.redis_url is not None:
+        yield settings
+        return
+    with embedded_redis(settings.data_dir) as url:
+        yield replace(settings, redis_url=url)

@@ -1,0 +1,90 @@
+"""Processes of this system started by another program (the chaos run, the tests): each is
+`python -m sagashop` running some of the services, with the same settings otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import aiohttp
+
+from sagashop.config import Settings, parse_services, service_environment, to_flags
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Child:
+    """One process: started, killed (SIGKILL, as in a crash), started again, stopped (Ctrl-C)."""
+
+    name: str
+    services: str
+    settings: Settings
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        mine = replace(self.settings, services=parse_services(self.services), port=self.port)
+        return [sys.executable, "-m", "sagashop", *to_flags(mine)]
+
+    async def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")}
+        env.update(service_environment(self.settings), PYTHONUNBUFFERED="1")
+        with self.log_path.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv(), stdout=out, stderr=asyncio.subprocess.STDOUT, env=env
+            )
+        await self._wait_until_healthy()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+
+    async def stop(self) -> int:
+        """Ctrl-C, and the exit code once the process has drained."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGINT)
+        return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+
+    async def restart(self) -> None:
+        assert self.process is not None
+        await self.process.wait()
+        await self.start()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
+    async def _wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"{self.name} exited:\n{self.log_text()[-3000:]}")
+                try:
+                    async with session.get(f"{self.url}/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT:g}s")

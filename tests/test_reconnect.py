@@ -1,0 +1,147 @@
+"""When Redis restarts or the database drops its connections, the system reconnects by itself,
+and what was in flight still ends, with nothing created or destroyed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from sagashop.embedded_redis import embedded_redis
+from tests.support import (
+    POSTGRES_URL,
+    SYSTEMS,
+    TRANSPORTS,
+    Ledger,
+    Shop,
+    database,
+    eventually,
+    make_settings,
+    started_shop,
+)
+
+
+class RestartableRedis:
+    """A Redis of this test's own, so that it can be stopped and started again."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.running = ExitStack()
+        self.url = self.start()
+
+    def start(self) -> str:
+        return self.running.enter_context(embedded_redis(self.directory))
+
+    def restart(self) -> None:
+        self.running.close()
+        assert self.start() == self.url
+
+
+@pytest.fixture(params=SYSTEMS)
+async def own_redis_shop(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Shop, RestartableRedis]]:
+    backend, bus = request.param
+    redis = RestartableRedis(tmp_path / "redis")
+    try:
+        async with (
+            database(backend) as url,
+            started_shop(make_settings(redis.url, tmp_path / "data", url, bus=bus)) as shop,
+        ):
+            yield shop, redis
+    finally:
+        redis.running.close()
+
+
+async def test_after_a_redis_restart_everything_reconnects_and_nothing_is_lost(
+    own_redis_shop: tuple[Shop, RestartableRedis], caplog: pytest.LogCaptureFixture
+) -> None:
+    shop, redis = own_redis_shop
+    user, item = await shop.new_user(balance=10_000), await shop.new_item(price=1_000, stock=10)
+    before = await shop.settle((await shop.buy(user, item))["id"])
+
+    with caplog.at_level(logging.INFO):
+        await asyncio.to_thread(redis.restart)
+        during = await shop.buy(user, item, quantity=2)  # accepted while the bus reconnects
+        after = await shop.buy(user, item, quantity=3)
+        ended = [await shop.settle(order["id"], within=30) for order in (during, after)]
+
+    assert [view["status"] for view in (before, *ended)] == ["COMPLETED"] * 3
+    assert (await shop.balance(user), await shop.stock(item)) == (4_000, 4)
+    assert await shop.bag(user) == {item: 6}
+    reconnected = [
+        r.getMessage()
+        for r in caplog.records
+        if "reconnected" in r.getMessage() or "reading again" in r.getMessage()
+    ]
+    assert reconnected, "a reconnect is logged"
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(bus, marks=pytest.mark.postgres, id=f"postgres-{bus}") for bus in TRANSPORTS
+    ]
+)
+async def postgres_shop(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[Shop, str]]:
+    async with database("postgres") as url:
+        assert url is not None
+        settings = make_settings(redis_url, tmp_path, url, bus=request.param, nudge_after=1.0)
+        async with started_shop(settings) as shop:
+            yield shop, url.rsplit("/", 1)[1]
+
+
+async def checked_out(shop: Shop) -> int:
+    """Pooled PostgreSQL connections not given back (Tortoise leaked one per failed BEGIN)."""
+    assert shop.node is not None
+    store = shop.node.store
+
+    async def count() -> int:
+        pools = [store.tortoise.db(service)._pool for service in store.urls]
+        # Every holder not waiting in the pool's queue is checked out, connected or not.
+        return sum(p._maxsize - p._queue.qsize() for p in pools if p is not None)
+
+    return await shop.node.loop.spawn(count())
+
+
+async def _drop_connections(database_name: str) -> int:
+    admin = await asyncpg.connect(POSTGRES_URL)
+    try:
+        dropped = await admin.fetch(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database_name,
+        )
+    finally:
+        await admin.close()
+    return len(dropped)
+
+
+async def test_dropped_database_connections_are_retried_not_lost(
+    postgres_shop: tuple[Shop, str],
+) -> None:
+    shop, database_name = postgres_shop
+    ledger = Ledger()
+    users = [await ledger.add_user(shop, balance=20_000) for _ in range(10)]
+    item = await ledger.add_item(shop, price=1_000, stock=100)
+
+    buying = asyncio.gather(*(shop.buy(user, item) for user in users for _ in range(3)))
+    dropped = 0
+    while not buying.done():
+        dropped += await _drop_connections(database_name)
+        await asyncio.sleep(0.05)
+    orders_placed = await buying
+    orders = await shop.settle_users(users)
+
+    assert dropped > 0
+    assert await eventually(lambda: checked_out(shop), lambda n: n == 0) == 0, "none leaked"
+    assert len(orders) == len(orders_placed) == 30
+    assert {order["status"] for order in orders} == {"COMPLETED"}
+    await ledger.assert_conserved(shop, orders)
+    await eventually(lambda: shop.ok("GET", "/dead-letters"), lambda b: b["deadLetters"] == [])
