@@ -32,6 +32,7 @@ from sagashop.actors.runtime import (
     ServiceActor,
 )
 from sagashop.actors.steplog import Relay, StepLog
+from sagashop.actors.streams import StreamEvents
 from sagashop.config import Settings
 from sagashop.errors import NotFound
 from sagashop.events import Event, new_id
@@ -47,8 +48,11 @@ class Node:
     def __init__(self, settings: Settings, redis: Redis) -> None:
         self.settings = settings
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
+        streams = (
+            StreamEvents(redis, settings.namespace, self.id) if settings.bus == "streams" else None
+        )
         faults = Faults(settings.fault_drop, settings.fault_duplicate)
-        self.bus = Bus(redis, settings.namespace, self.id, settings.bus, faults)
+        self.bus = Bus(redis, settings.namespace, self.id, streams, faults)
         self.relay = Relay(self.bus.publish)
         self.store = Store({name: settings.database_url_for(name) for name in settings.services})
         self.payments = PaymentMock(settings.payment_failure_rate, settings.payment_seed)
@@ -56,7 +60,8 @@ class Node:
         self.services: dict[str, Service] = {}
         self.step_logs: dict[str, StepLog] = {}
         self.actors: dict[str, Any] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._relay_task: asyncio.Task[None] | None = None
+        self._periodic: list[asyncio.Task[None]] = []
         self._loop: LoopBridge | None = None
 
     @property
@@ -70,12 +75,12 @@ class Node:
             await self.loop.spawn(self.store.open())
         for name in self.settings.services:
             self._start_service(name)
-        self._tasks.append(self.loop.spawn(self.relay.run(list(self.step_logs.values()))))
+        self._relay_task = self.loop.spawn(self.relay.run(list(self.step_logs.values())))
         handled = {name: service.events for name, service in self.services.items()}
         await self.bus.start(handled, self._deliver, self.dispatch)
         for name, service in self.services.items():
             for work, run in service.periodic.items():
-                self._tasks.append(asyncio.create_task(self._every(f"{name}.{work}", run)))
+                self._periodic.append(asyncio.create_task(self._every(f"{name}.{work}", run)))
         log.info(
             "node %s runs %s on %s",
             self.id,
@@ -125,14 +130,13 @@ class Node:
         if self._loop is None:
             return
         await self.bus.stop()
-        periodic, relay = self._tasks[1:], self._tasks[:1]
-        await _cancel(periodic)
+        await _cancel(self._periodic)
         await self._drain_actors()
         try:
             await asyncio.wait_for(self.relay.flush(), timeout=10)
         except TimeoutError:
             log.warning("some events were not published; the next start sends them")
-        await _cancel(relay)
+        await _cancel([self._relay_task] if self._relay_task else [])
         if self.settings.services:
             await self.loop.spawn(self.store.close())
 

@@ -253,12 +253,8 @@ class Run:
 
     async def _restart_redis(self) -> None:
         log.warning("chaos: restarting Redis")
-        await asyncio.to_thread(self._bounce_redis)
+        await asyncio.to_thread(self.redis.restart)
         self.outcome.redis_restarts += 1
-
-    def _bounce_redis(self) -> None:
-        self.redis.stop()
-        self.redis.start()
 
     async def _count_faults(self, children: list[Child]) -> None:
         """Add up what each process's bus dropped and duplicated (before it is killed)."""
@@ -298,21 +294,16 @@ class Run:
     async def _post(
         self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Any:
-        """POST until the system takes it: a killed service answers 503 for a moment."""
-        while True:
-            try:
-                async with self.http.post(path, json=body, headers=headers) as response:
-                    if response.status < 500:
-                        response.raise_for_status()
-                        return await response.json()
-            except (aiohttp.ClientConnectionError, TimeoutError):
-                pass
-            await asyncio.sleep(0.2)
+        return await self._call("POST", path, json=body, headers=headers)
 
     async def _get(self, path: str) -> Any:
+        return await self._call("GET", path)
+
+    async def _call(self, method: str, path: str, **options: Any) -> Any:
+        """Ask until the system answers: a killed service answers 503 for a moment."""
         while True:
             try:
-                async with self.http.get(path) as response:
+                async with self.http.request(method, path, **options) as response:
                     if response.status < 500:
                         response.raise_for_status()
                         return await response.json()

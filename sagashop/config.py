@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 SERVICE_NAMES = ("order", "user", "inventory", "item", "payment", "notification")
+TRANSPORTS = ("pubsub", "streams")
 SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
 
 
@@ -175,8 +176,8 @@ def _seconds(value: str) -> float:
 
 
 def _bus(value: str) -> str:
-    if value not in ("pubsub", "streams"):
-        raise ValueError(f"{value!r} is not pubsub or streams")
+    if value not in TRANSPORTS:
+        raise ValueError(f"{value!r} is not one of {', '.join(TRANSPORTS)}")
     return value
 
 

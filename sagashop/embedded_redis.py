@@ -102,6 +102,11 @@ class EmbeddedRedis:
             self._server = None
         self.socket_path.unlink(missing_ok=True)
 
+    def restart(self) -> None:
+        """Stop and start again on the same socket: without persistence, everything is lost."""
+        self.stop()
+        self.start()
+
 
 @contextmanager
 def embedded_redis(data_dir: Path) -> Iterator[str]:

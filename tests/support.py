@@ -17,13 +17,12 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from sagashop.bootstrap import Node
-from sagashop.config import Settings
+from sagashop.config import TRANSPORTS, Settings
 from sagashop.http import NODE, create_app
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-TRANSPORTS = ["pubsub", "streams"]
 SYSTEMS = [
     pytest.param((backend, bus), id=f"{backend}-{bus}", marks=marks)
     for bus in TRANSPORTS

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from sagashop import chaos
-from sagashop.config import Settings
-from tests.support import TRANSPORTS
+from sagashop.config import TRANSPORTS, Settings
 
 PLAN = chaos.Plan(purchases=2_000, kills=4)
 

@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from sagashop.embedded_redis import embedded_redis
+from sagashop.config import TRANSPORTS
+from sagashop.embedded_redis import EmbeddedRedis
 from tests.support import (
     POSTGRES_URL,
     SYSTEMS,
-    TRANSPORTS,
     Ledger,
     Shop,
     database,
@@ -26,28 +25,14 @@ from tests.support import (
 )
 
 
-class RestartableRedis:
-    """A Redis of this test's own, so that it can be stopped and started again."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.running = ExitStack()
-        self.url = self.start()
-
-    def start(self) -> str:
-        return self.running.enter_context(embedded_redis(self.directory))
-
-    def restart(self) -> None:
-        self.running.close()
-        assert self.start() == self.url
-
-
 @pytest.fixture(params=SYSTEMS)
 async def own_redis_shop(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Shop, RestartableRedis]]:
+) -> AsyncIterator[tuple[Shop, EmbeddedRedis]]:
+    """The system on a Redis of this test's own, so that it can be stopped and started again."""
     backend, bus = request.param
-    redis = RestartableRedis(tmp_path / "redis")
+    redis = EmbeddedRedis(tmp_path / "redis")
+    redis.start()
     try:
         async with (
             database(backend) as url,
@@ -55,11 +40,11 @@ async def own_redis_shop(
         ):
             yield shop, redis
     finally:
-        redis.running.close()
+        redis.stop()
 
 
 async def test_after_a_redis_restart_everything_reconnects_and_nothing_is_lost(
-    own_redis_shop: tuple[Shop, RestartableRedis], caplog: pytest.LogCaptureFixture
+    own_redis_shop: tuple[Shop, EmbeddedRedis], caplog: pytest.LogCaptureFixture
 ) -> None:
     shop, redis = own_redis_shop
     user, item = await shop.new_user(balance=10_000), await shop.new_item(price=1_000, stock=10)

@@ -22,7 +22,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -30,6 +30,9 @@ from redis.exceptions import RedisError
 
 from sagashop.errors import SagashopError, Unavailable, error_from_dict
 from sagashop.events import Event, EventName, MalformedEvent, new_id
+
+if TYPE_CHECKING:
+    from sagashop.actors.streams import StreamEvents
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,6 @@ Serve = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 
 MAX_BATCH = 256
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-TRANSPORTS = ("pubsub", "streams")
 
 
 @dataclass(frozen=True)
@@ -87,19 +89,16 @@ class Bus:
         redis: Redis,
         namespace: str,
         node_id: str,
-        transport: str = "pubsub",
+        streams: StreamEvents | None = None,
         faults: Faults = Faults(),
         ask_timeout: float = 10.0,
         claim_ttl_ms: int = 60_000,
     ) -> None:
-        from sagashop.actors.streams import StreamEvents  # imports this module
-
-        if transport not in TRANSPORTS:
-            raise ValueError(f"unknown bus transport {transport!r}; know {', '.join(TRANSPORTS)}")
+        """Events travel on `streams` when given, else on Pub/Sub."""
         self._redis = redis
         self._namespace = namespace
         self._reply_channel = f"{namespace}:reply:{node_id}"
-        self._streams = StreamEvents(redis, namespace, node_id) if transport == "streams" else None
+        self._streams = streams
         self.faults = faults
         """Can be switched while running (the chaos run and tests lose events on purpose)."""
         self._draw = random.Random()
