@@ -21,11 +21,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-Facts = Mapping[str, Mapping[str, list[list[Any]]]]
-Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
+from sagashop.requests import Request
+from sagashop.saga import Service
+from sagashop.store.facts import Table
+from sagashop.store.reservations import HOLDING
 
-HOLDS = {"reserved", "confirmed"}
-AUDITED = ("order", "user", "inventory", "item", "payment")
+Facts = Mapping[str, Mapping[str, Table]]
+"""service -> table name -> the table, as each service's `audit_facts` answers."""
+Row = dict[str, Any]
+Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -60,28 +64,41 @@ class Report:
         return [f"{verdict} ({summary})", *(f"  {violation}" for violation in self.violations)]
 
 
-async def gather(ask: Ask) -> Facts:
+async def gather(ask: Ask, services: Iterable[Service]) -> Facts:
     """Every audited service's facts; a service that does not answer makes this fail."""
-    answers = await asyncio.gather(*(ask(name, "audit_facts", {}) for name in AUDITED))
-    return dict(zip(AUDITED, answers, strict=True))
+    audited = [service.name for service in services if service.audited]
+    answers = await asyncio.gather(*(ask(name, Request.AUDIT_FACTS, {}) for name in audited))
+    return dict(zip(audited, answers, strict=True))
+
+
+@dataclass(frozen=True)
+class Books:
+    """The facts, each table's rows as dicts by column name."""
+
+    facts: Facts
+
+    def rows(self, service: str, table: str) -> list[Row]:
+        found = self.facts[service][table]
+        return [dict(zip(found["columns"], row, strict=True)) for row in found["rows"]]
 
 
 def check(facts: Facts, now: datetime | None = None, settle: float = 5.0) -> Report:
     now = now or datetime.now(UTC)
-    orders = _orders(facts["order"]["orders"])
+    books = Books(facts)
+    orders = _orders(books.rows("order", "orders"))
     settled, in_flight, violations = _triage(orders, now, timedelta(seconds=settle))
     violations += [
-        *_money(facts["user"]),
-        *_stock(facts["item"]),
-        *_bags(facts["inventory"]),
-        *_parts(settled, facts),
-        *_orphans(orders, facts),
+        *_money(books),
+        *_stock(books),
+        *_bags(books),
+        *_parts(settled, books),
+        *_orphans(orders, books),
     ]
     if not in_flight:
-        violations += _money_across(facts)
+        violations += _money_across(books)
     counts = {
-        "users": len(facts["user"]["users"]),
-        "items": len(facts["item"]["items"]),
+        "users": len(books.rows("user", "users")),
+        "items": len(books.rows("item", "items")),
         "orders": len(orders),
         "settled": len(settled),
         "in flight": len(in_flight),
@@ -89,29 +106,25 @@ def check(facts: Facts, now: datetime | None = None, settle: float = 5.0) -> Rep
     return Report(violations, counts)
 
 
-def _orders(table: list[list[Any]]) -> dict[str, dict[str, Any]]:
-    names = ("status", "user", "item", "quantity", "total", "created", "updated", "deadline")
-    orders = {
-        row[0]: {**dict(zip(names, row[1:-1], strict=True)), "owes": row[-1]} for row in table
-    }
-    for order in orders.values():
-        for moment in ("created", "updated", "deadline"):
+def _orders(rows: list[Row]) -> dict[str, Row]:
+    for order in rows:
+        for moment in ("created_at", "updated_at", "deadline_at"):
             order[moment] = datetime.fromisoformat(order[moment])
-    return orders
+    return {order["id"]: order for order in rows}
 
 
 def _triage(
-    orders: Mapping[str, dict[str, Any]], now: datetime, settle: timedelta
-) -> tuple[dict[str, dict[str, Any]], list[str], list[Violation]]:
+    orders: Mapping[str, Row], now: datetime, settle: timedelta
+) -> tuple[dict[str, Row], list[str], list[Violation]]:
     """Settled orders; orders in flight (running, or ended and still settling); and orders
     left behind: open past their deadline, or still owed something a deadline after ending."""
-    settled: dict[str, dict[str, Any]] = {}
+    settled: dict[str, Row] = {}
     in_flight: list[str] = []
     late: list[Violation] = []
     for order_id, order in orders.items():
-        since_end = now - order["updated"]
-        if order["status"] == "PENDING" and now - order["deadline"] > settle:
-            overdue = (now - order["deadline"]).total_seconds()
+        since_end = now - order["updated_at"]
+        if order["status"] == "PENDING" and now - order["deadline_at"] > settle:
+            overdue = (now - order["deadline_at"]).total_seconds()
             late.append(
                 Violation(
                     "deadline",
@@ -119,7 +132,7 @@ def _triage(
                     f"still PENDING {overdue:.0f}s past its deadline",
                 )
             )
-        elif order["owes"] and since_end > order["deadline"] - order["created"] + settle:
+        elif order["owes"] and since_end > order["deadline_at"] - order["created_at"] + settle:
             late.append(
                 Violation(
                     "settle",
@@ -135,25 +148,29 @@ def _triage(
     return settled, in_flight, late
 
 
-def _held(rows: Iterable[list[Any]], owner: int) -> Counter[str]:
-    """Sum of what is reserved or spent, per owner column (user or item)."""
+def _held(rows: Iterable[Row], owner: str, size: str) -> Counter[str]:
+    """Sum of what is reserved or spent, per owner (user or item)."""
     total: Counter[str] = Counter()
     for row in rows:
-        if row[1] in HOLDS:
-            total[row[owner]] += row[2]
+        if row["state"] in HOLDING:
+            total[row[owner]] += row[size]
     return total
 
 
-def _money(user: Mapping[str, list[list[Any]]]) -> list[Violation]:
-    return _opening_kept("money", "user", "balance", user["users"], _held(user["held"], owner=3))
+def _money(books: Books) -> list[Violation]:
+    held = _held(books.rows("user", "held"), "user_id", "amount")
+    users = [(u["id"], u["opening_balance"], u["balance"]) for u in books.rows("user", "users")]
+    return _opening_kept("money", "user", "balance", users, held)
 
 
-def _stock(item: Mapping[str, list[list[Any]]]) -> list[Violation]:
-    return _opening_kept("stock", "item", "stock", item["items"], _held(item["held"], owner=3))
+def _stock(books: Books) -> list[Violation]:
+    held = _held(books.rows("item", "held"), "item_id", "quantity")
+    items = [(i["id"], i["opening_stock"], i["stock"]) for i in books.rows("item", "items")]
+    return _opening_kept("stock", "item", "stock", items, held)
 
 
 def _opening_kept(
-    check: str, owner: str, left: str, rows: Iterable[list[Any]], held: Counter[str]
+    check: str, owner: str, left: str, rows: Iterable[tuple[str, int, int]], held: Counter[str]
 ) -> list[Violation]:
     """What each owner started with is what it has left plus what is held or used."""
     return [
@@ -168,21 +185,26 @@ def _opening_kept(
     ]
 
 
-def _bags(inventory: Mapping[str, list[list[Any]]]) -> list[Violation]:
-    held = _held(inventory["held"], owner=3)
+def _bags(books: Books) -> list[Violation]:
+    slots = books.rows("inventory", "held")
+    held = _held(slots, "user_id", "quantity")
     filled: Counter[tuple[str, str]] = Counter()
-    for _order, state, quantity, user_id, item_id in inventory["held"]:
-        if state == "confirmed":
-            filled[(user_id, item_id)] += quantity
-    contents = {(user_id, item_id): n for user_id, item_id, n in inventory["contents"]}
+    for slot in slots:
+        if slot["state"] == "confirmed":
+            filled[(slot["user_id"], slot["item_id"])] += slot["quantity"]
+    contents = {
+        (row["user_id"], row["item_id"]): row["quantity"]
+        for row in books.rows("inventory", "contents")
+    }
     found = [
         Violation(
             "bag",
-            f"user {user_id}",
-            f"capacity {capacity} != free {free} + held or filled {held[user_id]}",
+            f"user {bag['user_id']}",
+            f"capacity {bag['capacity']} != free {bag['free']} + held or filled "
+            f"{held[bag['user_id']]}",
         )
-        for user_id, capacity, free in inventory["bags"]
-        if capacity != free + held[user_id]
+        for bag in books.rows("inventory", "bags")
+        if bag["capacity"] != bag["free"] + held[bag["user_id"]]
     ]
     return found + [
         Violation(
@@ -196,19 +218,31 @@ def _bags(inventory: Mapping[str, list[list[Any]]]) -> list[Violation]:
     ]
 
 
-def _parts(settled: Mapping[str, dict[str, Any]], facts: Facts) -> list[Violation]:
-    """Each settled order's part in every service: all confirmed, or nothing held."""
-    parts = {
-        "user": _by_order(facts["user"]["held"]),
-        "inventory": _by_order(facts["inventory"]["held"]),
-        "item": _by_order(facts["item"]["held"]),
-        "payment": _by_order(facts["payment"]["payments"]),
+PARTS = {
+    "user": ("held", "amount"),
+    "inventory": ("held", "quantity"),
+    "item": ("held", "quantity"),
+    "payment": ("payments", "amount"),
+}
+"""Where each service keeps its part of an order, and the column that says how much."""
+
+
+def _parts_of(books: Books) -> dict[str, dict[str, tuple[str, int]]]:
+    """service -> order -> (state, how much)."""
+    return {
+        service: {row["order_id"]: (row["state"], row[size]) for row in books.rows(service, table)}
+        for service, (table, size) in PARTS.items()
     }
+
+
+def _parts(settled: Mapping[str, Row], books: Books) -> list[Violation]:
+    """Each settled order's part in every service: all confirmed, or nothing held."""
+    parts = _parts_of(books)
     found: list[Violation] = []
     for order_id, order in settled.items():
         expected = _expected_parts(order)
         for service, rows in parts.items():
-            seen = tuple(rows.get(order_id, (None, None))[:2])
+            seen = rows.get(order_id, (None, None))
             if not expected[service](seen):
                 found.append(
                     Violation(
@@ -218,19 +252,15 @@ def _parts(settled: Mapping[str, dict[str, Any]], facts: Facts) -> list[Violatio
     return found
 
 
-def _by_order(rows: Iterable[list[Any]]) -> dict[str, list[Any]]:
-    return {row[0]: row[1:] for row in rows}
-
-
-def _expected_parts(order: Mapping[str, Any]) -> dict[str, Callable[[tuple[Any, ...]], bool]]:
+def _expected_parts(order: Row) -> dict[str, Callable[[tuple[Any, ...]], bool]]:
     if order["status"] == "COMPLETED":
         return {
-            "user": lambda seen: seen == ("confirmed", order["total"]),
+            "user": lambda seen: seen == ("confirmed", order["total_amount"]),
             "inventory": lambda seen: seen == ("confirmed", order["quantity"]),
             "item": lambda seen: seen == ("confirmed", order["quantity"]),
-            "payment": lambda seen: seen == ("captured", order["total"]),
+            "payment": lambda seen: seen == ("captured", order["total_amount"]),
         }
-    holds_nothing: Callable[[tuple[Any, ...]], bool] = lambda seen: seen[0] not in HOLDS  # noqa: E731
+    holds_nothing: Callable[[tuple[Any, ...]], bool] = lambda seen: seen[0] not in HOLDING  # noqa: E731
     return {
         "user": holds_nothing,
         "inventory": holds_nothing,
@@ -239,26 +269,28 @@ def _expected_parts(order: Mapping[str, Any]) -> dict[str, Callable[[tuple[Any, 
     }
 
 
-def _orphans(orders: Mapping[str, Any], facts: Facts) -> list[Violation]:
+def _orphans(orders: Mapping[str, Any], books: Books) -> list[Violation]:
     """Something held for an order the order service never opened."""
     held = [
-        (service, row)
-        for service in ("user", "inventory", "item")
-        for row in facts[service]["held"]
-        if row[1] in HOLDS
-    ] + [("payment", row) for row in facts["payment"]["payments"] if row[1] == "captured"]
+        (service, order_id, part)
+        for service, by_order in _parts_of(books).items()
+        for order_id, part in by_order.items()
+        if part[0] in HOLDING or part[0] == "captured"
+    ]
     return [
-        Violation("held", f"order {row[0]}", f"{service} holds {row[1:3]} for an unknown order")
-        for service, row in held
-        if row[0] not in orders
+        Violation("held", f"order {order_id}", f"{service} holds {list(part)} for an unknown order")
+        for service, order_id, part in held
+        if order_id not in orders
     ]
 
 
-def _money_across(facts: Facts) -> list[Violation]:
+def _money_across(books: Books) -> list[Violation]:
     """Once nothing is in flight: all opening balances = all balances + captured payments."""
-    opening = sum(row[1] for row in facts["user"]["users"])
-    balances = sum(row[2] for row in facts["user"]["users"])
-    captured = sum(row[2] for row in facts["payment"]["payments"] if row[1] == "captured")
+    users = books.rows("user", "users")
+    opening = sum(user["opening_balance"] for user in users)
+    balances = sum(user["balance"] for user in users)
+    payments = books.rows("payment", "payments")
+    captured = sum(p["amount"] for p in payments if p["state"] == "captured")
     if opening == balances + captured:
         return []
     return [

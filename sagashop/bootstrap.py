@@ -1,7 +1,8 @@
-"""Wiring: the one place that turns `Settings` into a running process.
+"""Wiring: the one place that turns `Settings` (and the service declarations) into a running
+process.
 
 `run.py` and the tests both go through `running_node`, so the tests start the real system, only
-with other settings.
+with other settings; a test that needs a service changed passes its own declarations.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -18,43 +19,52 @@ from typing import Any
 from redis.asyncio import Redis
 
 from sagashop.actors import SERVICES
-from sagashop.actors.bus import Bus, Done, Faults
 from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
-from sagashop.actors.runtime import (
-    Call,
-    Deliver,
-    Drain,
-    Handler,
-    LoopBridge,
-    RetryPolicy,
-    Service,
-    ServiceActor,
-)
-from sagashop.actors.steplog import Relay, StepLog
-from sagashop.actors.streams import StreamEvents
 from sagashop.config import Settings
 from sagashop.errors import NotFound
 from sagashop.events import Event, new_id
+from sagashop.requests import Request
+from sagashop.saga import Service, StepLog
+from sagashop.saga.actor import Call, Drain, HandleEvents, ServiceActor
+from sagashop.saga.declare import Handler
+from sagashop.saga.loop import LoopBridge
+from sagashop.saga.outbox import Relay
+from sagashop.saga.retry import RetryPolicy
 from sagashop.store import Store
+from sagashop.transport import Channels, DeliveryClaims, event_transport
+from sagashop.transport.faults import FaultInjection, Faults
+from sagashop.transport.protocol import Done
+from sagashop.transport.requests import Requests
 
 log = logging.getLogger(__name__)
 
 
 class Node:
-    """What one process runs: some of the services (perhaps none), the bus to the others, and
-    the databases of its services. `ask` reaches a service wherever it runs."""
+    """What one process runs: some of the services (perhaps none), the transports to the others,
+    and the databases of its services. `ask` reaches a service wherever it runs.
 
-    def __init__(self, settings: Settings, redis: Redis) -> None:
+    `catalogue` is every service of the system, here or elsewhere (the six in `sagashop.actors`
+    unless a test declares others); `settings.services` names those this process runs."""
+
+    def __init__(
+        self, settings: Settings, redis: Redis, catalogue: Sequence[Service] = SERVICES
+    ) -> None:
         self.settings = settings
+        self.catalogue = {service.name: service for service in catalogue}
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
-        streams = (
-            StreamEvents(redis, settings.namespace, self.id) if settings.bus == "streams" else None
+        channels = Channels(settings.namespace)
+        transport = event_transport(settings.bus, redis, channels, self.id, settings.reclaim_idle)
+        self.events = FaultInjection(
+            transport, Faults(settings.fault_drop, settings.fault_duplicate)
         )
-        faults = Faults(settings.fault_drop, settings.fault_duplicate)
-        self.bus = Bus(redis, settings.namespace, self.id, streams, faults)
-        self.relay = Relay(self.bus.publish)
-        self.store = Store({name: settings.database_url_for(name) for name in settings.services})
+        self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis))
+        self.relay = Relay(self.events.publish)
+        mine = [self.catalogue[name] for name in settings.services]
+        self.store = Store(
+            {service.name: settings.database_url_for(service.name) for service in mine},
+            {service.name: service.tables for service in mine},
+        )
         self.payments = PaymentMock(settings.payment_failure_rate, settings.payment_seed)
         self.deadlines = Deadlines(settings.saga_deadline, settings.nudge_after)
         self.services: dict[str, Service] = {}
@@ -74,10 +84,11 @@ class Node:
         if self.settings.services:
             await self.loop.spawn(self.store.open())
         for name in self.settings.services:
-            self._start_service(name)
+            self._start_service(self.catalogue[name])
         self._relay_task = self.loop.spawn(self.relay.run(list(self.step_logs.values())))
+        await self.requests.start(list(self.services), self.dispatch)
         handled = {name: service.events for name, service in self.services.items()}
-        await self.bus.start(handled, self._deliver, self.dispatch)
+        await self.events.start(handled, self._receive)
         for name, service in self.services.items():
             for work, run in service.periodic.items():
                 self._periodic.append(asyncio.create_task(self._every(f"{name}.{work}", run)))
@@ -88,20 +99,27 @@ class Node:
             self.settings.bus,
         )
 
-    def _start_service(self, name: str) -> None:
-        declared = SERVICES[name]
+    def _start_service(self, declared: Service) -> None:
+        name = declared.name
         step_log = StepLog(name, declared.records, declared.dead_letters, self.relay)
         deps = {
             "ask": self.ask,
-            "steps": step_log,
+            "step_log": step_log,
             "payments": self.payments,
             "deadlines": self.deadlines,
         }
         bound = declared.bind(deps)
         service = replace(
             bound,
-            queries={**bound.queries, "steps": step_log.history, "dead_letters": step_log.dead},
-            commands={**bound.commands, "replay_dead_letter": self._replayer(name, step_log)},
+            queries={
+                **bound.queries,
+                Request.TIMELINE: step_log.timeline,
+                Request.DEAD_LETTERS: step_log.dead,
+            },
+            commands={
+                **bound.commands,
+                Request.REPLAY_DEAD_LETTER: self._replayer(name, step_log),
+            },
         )
         self.services[name] = service
         self.step_logs[name] = step_log
@@ -111,7 +129,7 @@ class Node:
         async def replay_dead_letter(letter_id: int) -> dict[str, Any]:
             """Deliver a dead letter's event to its service again (after a fix, say)."""
             event = await step_log.exhume(letter_id)
-            self.actors[name].tell(Deliver((event,)))
+            self.actors[name].tell(HandleEvents((event,)))
             return {"replayed": f"{name}-{letter_id}", "orderId": event.order_id}
 
         return replay_dead_letter
@@ -129,7 +147,8 @@ class Node:
         Safe to call after a start that failed half-way."""
         if self._loop is None:
             return
-        await self.bus.stop()
+        await self.events.stop()
+        await self.requests.stop()
         await _cancel(self._periodic)
         await self._drain_actors()
         try:
@@ -154,22 +173,22 @@ class Node:
         """Ask a service, in this process or another: the answer is the same."""
         if service in self.services:
             return await self.dispatch(service, request, dict(args))
-        return await self.bus.ask(service, request, args)
+        return await self.requests.ask(service, request, args)
 
     async def dispatch(self, service: str, request: str, args: dict[str, Any]) -> Any:
         """Answer a request to one of this process's services. Queries run straight on the loop;
         commands wait for their turn in the service's mailbox."""
         target = self.services[service]
         if request in target.queries:
-            return await self.loop.spawn(target.queries[request](**args))
+            return await self.loop.spawn(target.queries[Request(request)](**args))
         if request in target.commands:
             reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            self.actors[service].tell(Call(request, args, reply))
+            self.actors[service].tell(Call(Request(request), args, reply))
             return await reply
         raise NotFound(f"the {service} service has no request {request!r}")
 
-    def _deliver(self, service: str, events: list[Event], done: Done | None) -> None:
-        self.actors[service].tell(Deliver(tuple(events), done))
+    def _receive(self, service: str, events: list[Event], done: Done | None) -> None:
+        self.actors[service].tell(HandleEvents(tuple(events), done))
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
@@ -179,12 +198,14 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 
 
 @asynccontextmanager
-async def running_node(settings: Settings) -> AsyncIterator[Node]:
+async def running_node(
+    settings: Settings, catalogue: Sequence[Service] = SERVICES
+) -> AsyncIterator[Node]:
     """A started node, stopped (drained) on the way out."""
     if settings.redis_url is None:
         raise ValueError("running_node needs a Redis URL (run.py starts an embedded Redis)")
     redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
-    node = Node(settings, redis)
+    node = Node(settings, redis, catalogue)
     try:
         await redis.ping()
         await node.start()

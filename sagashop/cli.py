@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
-from sagashop import audit, chaos, config
+from sagashop import audit, config
 from sagashop.bootstrap import running_node
+from sagashop.chaos import run as chaos
 from sagashop.embedded_redis import NoRedisServer, embedded_redis
 from sagashop.errors import Unavailable
 from sagashop.http import create_app
@@ -45,7 +46,7 @@ def check_books(settings: config.Settings, _args: argparse.Namespace) -> int:
 
     async def run() -> audit.Report:
         async with running_node(replace(settings, services=())) as node:
-            return audit.check(await audit.gather(node.ask))
+            return audit.check(await audit.gather(node.ask, node.catalogue.values()))
 
     try:
         report = asyncio.run(run())

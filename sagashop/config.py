@@ -8,10 +8,11 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-SERVICE_NAMES = ("order", "user", "inventory", "item", "payment", "notification")
-TRANSPORTS = ("pubsub", "streams")
+from sagashop.actors import SERVICE_NAMES
+from sagashop.transport import TRANSPORTS
+
 SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
 
 
@@ -32,6 +33,7 @@ class Settings:
     saga_deadline: float = 30.0
     nudge_after: float = 5.0
     sweep_every: float = 1.0
+    reclaim_idle: float = 15.0
     fault_drop: float = 0.0
     fault_duplicate: float = 0.0
 
@@ -44,114 +46,13 @@ class Settings:
         )
 
 
-# setting name -> (flag, environment variable, help)
-_SOURCES: dict[str, tuple[str, str, str]] = {
-    "host": ("--host", "HOST", "address the HTTP front door listens on"),
-    "port": ("--port", "PORT", "HTTP port (0: no HTTP front door)"),
-    "services": ("--services", "SERVICES", "services this process runs: all, none, or a,b,…"),
-    "redis_url": ("--redis-url", "REDIS_URL", "Redis to use; unset: start an embedded one"),
-    "database_url": ("--database-url", "DATABASE_URL", "one database for every service"),
-    "data_dir": ("--data-dir", "DATA_DIR", "where SQLite files and the embedded Redis live"),
-    "namespace": ("--namespace", "BUS_NAMESPACE", "prefix of every Redis key and channel"),
-    "payment_failure_rate": (
-        "--payment-failure-rate",
-        "PAYMENT_FAILURE_RATE",
-        "share of payments the mock declines, 0..1",
-    ),
-    "payment_seed": ("--payment-seed", "PAYMENT_SEED", "makes the mock's declines repeatable"),
-    "log_level": ("--log-level", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR"),
-    "bus": ("--bus", "BUS", "how events travel: pubsub, or streams (kept until handled)"),
-    "saga_deadline": ("--saga-deadline", "SAGA_DEADLINE", "seconds a purchase may take"),
-    "nudge_after": (
-        "--nudge-after",
-        "NUDGE_AFTER",
-        "seconds without an outcome before a saga is driven again (then twice as long, …)",
-    ),
-    "sweep_every": ("--sweep-every", "SWEEP_EVERY", "seconds between deadline sweeps"),
-    "fault_drop": ("--fault-drop", "FAULT_DROP", "chaos: share of published events to lose"),
-    "fault_duplicate": (
-        "--fault-duplicate",
-        "FAULT_DUPLICATE",
-        "chaos: share of published events to send twice",
-    ),
-}
+class Source(NamedTuple):
+    """Where a setting comes from on the command line and in the environment."""
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    for name, (flag, env, help_text) in _SOURCES.items():
-        parser.add_argument(flag, dest=name, default=None, help=f"{help_text} [{env}]")
-
-
-def load(
-    args: argparse.Namespace,
-    environ: Mapping[str, str] = os.environ,
-    defaults: Mapping[str, str] | None = None,
-) -> Settings:
-    """Merge flags, environment and defaults (a command's own, then the general ones); raise
-    ValueError naming the bad setting."""
-    raw: dict[str, str] = {}
-    for name, (_flag, env, _help) in _SOURCES.items():
-        value = getattr(args, name, None)
-        if value is None:
-            value = environ.get(env, (defaults or {}).get(name))
-        if value is not None:
-            raw[name] = value
-    settings = Settings(**{name: _convert(name, value) for name, value in raw.items()})
-    return _with_service_urls(settings, environ)
-
-
-def to_flags(settings: Settings) -> list[str]:
-    """The command line that gives another process these settings (per-service database URLs
-    travel in the environment: see `service_environment`)."""
-    flags: list[str] = []
-    for name, (flag, _env, _help) in _SOURCES.items():
-        value = getattr(settings, name)
-        if name == "services":
-            value = ",".join(value) or "none"
-        if value is not None:
-            flags += [flag, str(value)]
-    return flags
-
-
-def service_environment(settings: Settings) -> dict[str, str]:
-    return {
-        f"DATABASE_URL_{name.upper()}": url for name, url in settings.service_database_urls.items()
-    }
-
-
-def _convert(name: str, value: str) -> Any:
-    converters: dict[str, Callable[[str], Any]] = {
-        "port": _port,
-        "services": parse_services,
-        "data_dir": Path,
-        "payment_failure_rate": _rate,
-        "payment_seed": int,
-        "log_level": str.upper,
-        "bus": _bus,
-        "saga_deadline": _seconds,
-        "nudge_after": _seconds,
-        "sweep_every": _seconds,
-        "fault_drop": _rate,
-        "fault_duplicate": _rate,
-    }
-    try:
-        return converters.get(name, str)(value)
-    except ValueError as error:
-        raise ValueError(f"{_SOURCES[name][0]}: {error}") from None
-
-
-def parse_services(value: str) -> tuple[str, ...]:
-    words = [word.strip() for word in value.split(",") if word.strip()]
-    if words == ["all"]:
-        return SERVICE_NAMES
-    if words == ["none"]:
-        return ()
-    unknown = sorted(set(words) - set(SERVICE_NAMES))
-    if unknown:
-        raise ValueError(
-            f"unknown service(s) {', '.join(unknown)}; know {', '.join(SERVICE_NAMES)}"
-        )
-    return tuple(name for name in SERVICE_NAMES if name in words)
+    flag: str
+    env: str
+    help: str
+    convert: Callable[[str], Any] = str
 
 
 def _port(value: str) -> int:
@@ -179,6 +80,127 @@ def _bus(value: str) -> str:
     if value not in TRANSPORTS:
         raise ValueError(f"{value!r} is not one of {', '.join(TRANSPORTS)}")
     return value
+
+
+def parse_services(value: str) -> tuple[str, ...]:
+    words = [word.strip() for word in value.split(",") if word.strip()]
+    if words == ["all"]:
+        return SERVICE_NAMES
+    if words == ["none"]:
+        return ()
+    unknown = sorted(set(words) - set(SERVICE_NAMES))
+    if unknown:
+        raise ValueError(
+            f"unknown service(s) {', '.join(unknown)}; know {', '.join(SERVICE_NAMES)}"
+        )
+    return tuple(name for name in SERVICE_NAMES if name in words)
+
+
+_SOURCES: dict[str, Source] = {
+    "host": Source("--host", "HOST", "address the HTTP front door listens on"),
+    "port": Source("--port", "PORT", "HTTP port (0: no HTTP front door)", _port),
+    "services": Source(
+        "--services", "SERVICES", "services this process runs: all, none, or a,b,…", parse_services
+    ),
+    "redis_url": Source("--redis-url", "REDIS_URL", "Redis to use; unset: start an embedded one"),
+    "database_url": Source("--database-url", "DATABASE_URL", "one database for every service"),
+    "data_dir": Source(
+        "--data-dir", "DATA_DIR", "where SQLite files and the embedded Redis live", Path
+    ),
+    "namespace": Source("--namespace", "BUS_NAMESPACE", "prefix of every Redis key and channel"),
+    "payment_failure_rate": Source(
+        "--payment-failure-rate",
+        "PAYMENT_FAILURE_RATE",
+        "share of payments the mock declines, 0..1",
+        _rate,
+    ),
+    "payment_seed": Source(
+        "--payment-seed", "PAYMENT_SEED", "makes the mock's declines repeatable", int
+    ),
+    "log_level": Source("--log-level", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str.upper),
+    "bus": Source(
+        "--bus", "BUS", "how events travel: pubsub, or streams (kept until handled)", _bus
+    ),
+    "saga_deadline": Source(
+        "--saga-deadline", "SAGA_DEADLINE", "seconds a purchase may take", _seconds
+    ),
+    "nudge_after": Source(
+        "--nudge-after",
+        "NUDGE_AFTER",
+        "seconds without an outcome before a saga is driven again (then twice as long, …)",
+        _seconds,
+    ),
+    "sweep_every": Source(
+        "--sweep-every", "SWEEP_EVERY", "seconds between deadline sweeps", _seconds
+    ),
+    "reclaim_idle": Source(
+        "--reclaim-idle",
+        "RECLAIM_IDLE",
+        "streams: seconds before another process takes over entries a dead one left",
+        _seconds,
+    ),
+    "fault_drop": Source(
+        "--fault-drop", "FAULT_DROP", "chaos: share of published events to lose", _rate
+    ),
+    "fault_duplicate": Source(
+        "--fault-duplicate",
+        "FAULT_DUPLICATE",
+        "chaos: share of published events to send twice",
+        _rate,
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, source in _SOURCES.items():
+        parser.add_argument(
+            source.flag, dest=name, default=None, help=f"{source.help} [{source.env}]"
+        )
+
+
+def load(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] = os.environ,
+    defaults: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge flags, environment and defaults (a command's own, then the general ones); raise
+    ValueError naming the bad setting."""
+    raw: dict[str, str] = {}
+    for name, source in _SOURCES.items():
+        value = getattr(args, name, None)
+        if value is None:
+            value = environ.get(source.env, (defaults or {}).get(name))
+        if value is not None:
+            raw[name] = value
+    settings = Settings(**{name: _convert(name, value) for name, value in raw.items()})
+    return _with_service_urls(settings, environ)
+
+
+def to_flags(settings: Settings) -> list[str]:
+    """The command line that gives another process these settings (per-service database URLs
+    travel in the environment: see `service_environment`)."""
+    flags: list[str] = []
+    for name, source in _SOURCES.items():
+        value = getattr(settings, name)
+        if name == "services":
+            value = ",".join(value) or "none"
+        if value is not None:
+            flags += [source.flag, str(value)]
+    return flags
+
+
+def service_environment(settings: Settings) -> dict[str, str]:
+    return {
+        f"DATABASE_URL_{name.upper()}": url for name, url in settings.service_database_urls.items()
+    }
+
+
+def _convert(name: str, value: str) -> Any:
+    source = _SOURCES[name]
+    try:
+        return source.convert(value)
+    except ValueError as error:
+        raise ValueError(f"{source.flag}: {error}") from None
 
 
 def _with_service_urls(settings: Settings, environ: Mapping[str, str]) -> Settings:

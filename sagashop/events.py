@@ -44,7 +44,7 @@ class EventName(StrEnum):
     PAYMENT_REJECTED = "payment.rejected"
     PAYMENT_REFUNDED = "payment.refunded"
 
-    USER_NOTIFIED = "notification.sent"
+    NOTIFICATION_SENT = "notification.sent"
 
 
 class MalformedEvent(ValueError):

@@ -6,7 +6,7 @@ import asyncio
 import os
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +16,13 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from sagashop.actors import SERVICES
 from sagashop.bootstrap import Node
-from sagashop.config import TRANSPORTS, Settings
+from sagashop.config import Settings
 from sagashop.http import NODE, create_app
+from sagashop.requests import Request
+from sagashop.saga import Service
+from sagashop.transport import TRANSPORTS
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -104,9 +108,11 @@ async def database(backend: str) -> AsyncIterator[str | None]:
 
 
 @asynccontextmanager
-async def started_shop(settings: Settings) -> AsyncIterator[Shop]:
+async def started_shop(
+    settings: Settings, catalogue: Sequence[Service] = SERVICES
+) -> AsyncIterator[Shop]:
     """The real system, started in this process by the same factory `run.py` uses."""
-    app = create_app(settings)
+    app = create_app(settings, catalogue)
     async with TestServer(app) as server, TestClient(server) as client:
         yield Shop(client, app[NODE])
 
@@ -171,7 +177,8 @@ class Shop:
 
     async def set_payment_failure_rate(self, rate: float, seed: int | None = None) -> None:
         assert self.node is not None, "this shop has no node to ask"
-        await self.node.ask("payment", "configure", {"failure_rate": rate, "seed": seed})
+        configure = Request.CONFIGURE_PAYMENTS
+        await self.node.ask("payment", configure, {"failure_rate": rate, "seed": seed})
 
     async def settle(self, order_id: str, within: float = 30.0) -> dict[str, Any]:
         """The order's view once its saga is over everywhere: the order terminal, every

@@ -12,8 +12,10 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from sagashop.actors.bus import Faults, delivery
 from sagashop.events import Event, EventName, decode, encode
+from sagashop.transport import Channels
+from sagashop.transport.faults import Faults
+from sagashop.transport.pubsub import delivery
 from tests.support import Shop, eventually
 
 
@@ -21,12 +23,12 @@ from tests.support import Shop, eventually
 async def losing(shop: Shop, *names: EventName) -> AsyncIterator[None]:
     """Every event of these names published while inside is lost (the bus's fault switch)."""
     assert shop.node is not None
-    shop.node.bus.faults = Faults(drop=1.0, only=frozenset(names))
+    shop.node.events.faults = Faults(drop=1.0, only=frozenset(names))
     try:
         yield
     finally:
         await shop.node.relay.flush()  # what was emitted inside is published (and lost) first
-        shop.node.bus.faults = Faults()
+        shop.node.events.faults = Faults()
 
 
 @asynccontextmanager
@@ -46,9 +48,9 @@ class Wire:
     redis: Redis
 
     @property
-    def _namespace(self) -> str:
+    def _channels(self) -> Channels:
         assert self.shop.node is not None
-        return self.shop.node.settings.namespace
+        return Channels(self.shop.node.settings.namespace)
 
     @property
     def _streams(self) -> bool:
@@ -58,23 +60,21 @@ class Wire:
     async def emit(self, event: Event) -> None:
         """One delivery of `event`; calling it twice delivers it twice."""
         if self._streams:
-            await self.redis.xadd(
-                f"{self._namespace}:stream:{event.name}", {"event": encode(event)}
-            )
+            await self.redis.xadd(self._channels.stream(event.name), {"event": encode(event)})
         else:
-            await self.redis.publish(f"{self._namespace}:event:{event.name}", delivery(event))
+            await self.redis.publish(self._channels.event(event.name), delivery(event))
 
     @asynccontextmanager
     async def watching(self, name: EventName) -> AsyncIterator[Watch]:
         """Every `name` event published while inside, in order."""
         if self._streams:
-            stream = f"{self._namespace}:stream:{name}"
+            stream = self._channels.stream(name)
             last = await self.redis.xrevrange(stream, count=1)
             yield StreamWatch(self.redis, stream, last[0][0] if last else "0-0")
             return
         watch = ChannelWatch()
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(f"{self._namespace}:event:{name}")
+        await pubsub.subscribe(self._channels.event(name))
         listener = asyncio.create_task(watch.collect(pubsub))
         try:
             yield watch

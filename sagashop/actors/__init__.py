@@ -1,4 +1,4 @@
-"""The six services of the purchase saga, and the small runtime they share.
+"""The six services of the purchase saga.
 
 Forward:  order.created -> balance.reserved -> inventory.reserved -> item.reserved
           -> payment.processed -> order.completed
@@ -8,15 +8,16 @@ Undoing:  newest first: each service gives back what it holds when the service a
           rejects or gives back, and the order is cancelled once the user's money is back;
           an order past its deadline starts the same chain from the end (order.expired).
 
-Each service module reads top to bottom as "on this event, do this, publish that" and ends in
-a `Service` declaration; `runtime` runs them, `steplog` makes each step take effect once, and
-`bus` and `streams` carry the events between processes.
+Each module reads top to bottom as "on this event, do this, publish that" and ends in a
+`Service` declaration; `sagashop.saga` runs them and `sagashop.transport` carries their events.
+This is the one list of the services: every other list (names, which are stateful or audited)
+is derived from it.
 """
 
 from sagashop.actors import inventory, item, notification, order, payment, user
-from sagashop.actors.runtime import Service
+from sagashop.saga import Service
 
-SERVICES: dict[str, Service] = {
-    module.SERVICE.name: module.SERVICE
-    for module in (order, user, inventory, item, payment, notification)
-}
+SERVICES: tuple[Service, ...] = tuple(
+    module.SERVICE for module in (order, user, inventory, item, payment, notification)
+)
+SERVICE_NAMES: tuple[str, ...] = tuple(service.name for service in SERVICES)

@@ -12,9 +12,10 @@ from typing import Any
 
 from tortoise.expressions import F
 
-from sagashop.actors.runtime import Service, refused, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json, rows
+from sagashop.requests import Request
+from sagashop.saga import Service, reason_or_retry, step
+from sagashop.store.facts import table
 from sagashop.store.inventory import (
     Bag,
     BagItem,
@@ -22,6 +23,7 @@ from sagashop.store.inventory import (
     InventoryStep,
     SlotReservation,
 )
+from sagashop.store.render import as_json
 
 log = logging.getLogger("sagashop.inventory")
 
@@ -48,7 +50,7 @@ async def reserve_slots(event: Event) -> Event:
     )
     if not taken:
         bag = await Bag.get(user_id=event.user_id)
-        reason = refused(refusal(bag.free, event.quantity))
+        reason = reason_or_retry(refusal(bag.free, event.quantity))
         return event.follow(EventName.INVENTORY_REJECTED, f"inventory: {reason}")
     await SlotReservation.hold(
         event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
@@ -94,9 +96,9 @@ async def get_inventory(user_id: str) -> dict[str, Any]:
 
 async def audit_facts() -> dict[str, Any]:
     return {
-        "bags": await rows(Bag, "user_id", "capacity", "free"),
-        "contents": await rows(BagItem, "user_id", "item_id", "quantity"),
-        "held": await rows(SlotReservation, "order_id", "state", "quantity", "user_id", "item_id"),
+        "bags": await table(Bag, "user_id", "capacity", "free"),
+        "contents": await table(BagItem, "user_id", "item_id", "quantity"),
+        "held": await table(SlotReservation, "order_id", "state", "quantity", "user_id", "item_id"),
     }
 
 
@@ -131,8 +133,8 @@ SERVICE = Service(
         ),
     ),
     queries={
-        "get_inventory": get_inventory,
-        "order_state": order_state,
-        "audit_facts": audit_facts,
+        Request.GET_INVENTORY: get_inventory,
+        Request.ORDER_STATE: order_state,
+        Request.AUDIT_FACTS: audit_facts,
     },
 )

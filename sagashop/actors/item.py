@@ -12,10 +12,12 @@ from typing import Any, Protocol
 
 from tortoise.expressions import F
 
-from sagashop.actors.runtime import Service, refused, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json, found, rows
+from sagashop.requests import Request
+from sagashop.saga import Service, reason_or_retry, step
+from sagashop.store.facts import table
 from sagashop.store.item import Item, ItemDeadLetter, ItemStep, StockReservation
+from sagashop.store.render import as_json, found
 
 log = logging.getLogger("sagashop.item")
 
@@ -40,7 +42,7 @@ async def reserve_stock(event: Event) -> Event:
         stock=F("stock") - event.quantity
     )
     if not taken:
-        reason = refused(refusal(await Item.get_or_none(id=event.item_id), event.quantity))
+        reason = reason_or_retry(refusal(await Item.get_or_none(id=event.item_id), event.quantity))
         return event.follow(EventName.ITEM_REJECTED, f"item: {reason}")
     await StockReservation.hold(event.order_id, item_id=event.item_id, quantity=event.quantity)
     log.info("order %s: reserved %d of item %s", event.order_id, event.quantity, event.item_id)
@@ -79,8 +81,8 @@ async def list_items() -> dict[str, Any]:
 
 async def audit_facts() -> dict[str, Any]:
     return {
-        "items": await rows(Item, "id", "opening_stock", "stock"),
-        "held": await rows(StockReservation, "order_id", "state", "quantity", "item_id"),
+        "items": await table(Item, "id", "opening_stock", "stock"),
+        "held": await table(StockReservation, "order_id", "state", "quantity", "item_id"),
     }
 
 
@@ -114,11 +116,11 @@ SERVICE = Service(
             emits=[EventName.ITEM_SOLD],
         ),
     ),
-    commands={"create_item": create_item},
+    commands={Request.CREATE_ITEM: create_item},
     queries={
-        "get_item": get_item,
-        "list_items": list_items,
-        "order_state": order_state,
-        "audit_facts": audit_facts,
+        Request.GET_ITEM: get_item,
+        Request.LIST_ITEMS: list_items,
+        Request.ORDER_STATE: order_state,
+        Request.AUDIT_FACTS: audit_facts,
     },
 )

@@ -8,10 +8,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sagashop.actors.runtime import Service, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json
+from sagashop.requests import Request
+from sagashop.saga import Service, step
 from sagashop.store.notification import Notification, NotificationDeadLetter, NotificationStep
+from sagashop.store.render import as_json
 
 log = logging.getLogger("sagashop.notification")
 
@@ -30,7 +31,7 @@ async def notify(event: Event) -> Event:
         order_id=event.order_id, user_id=event.user_id, kind=kind, message=message[:255]
     )
     log.info("order %s: told user %s: %s", event.order_id, event.user_id, message)
-    return event.follow(EventName.USER_NOTIFIED)
+    return event.follow(EventName.NOTIFICATION_SENT)
 
 
 async def list_notifications(user_id: str) -> dict[str, Any]:
@@ -52,8 +53,8 @@ SERVICE = Service(
             "notify",
             on=[EventName.ITEM_SOLD, EventName.ORDER_CANCELLED],
             run=notify,
-            emits=[EventName.USER_NOTIFIED],
+            emits=[EventName.NOTIFICATION_SENT],
         ),
     ),
-    queries={"list_notifications": list_notifications, "order_state": order_state},
+    queries={Request.LIST_NOTIFICATIONS: list_notifications, Request.ORDER_STATE: order_state},
 )

@@ -26,12 +26,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sagashop.actors.runtime import Service, step
-from sagashop.actors.steplog import StepLog
 from sagashop.errors import Conflict
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json, found, now, rows
+from sagashop.requests import Request
+from sagashop.saga import Service, StepLog, step
+from sagashop.store.facts import table
 from sagashop.store.order import Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
+from sagashop.store.render import as_json, found, now
 
 log = logging.getLogger("sagashop.order")
 
@@ -60,14 +61,14 @@ async def place_order(
     quantity: int,
     *,
     ask: Ask,
-    steps: StepLog,
+    step_log: StepLog,
     deadlines: Deadlines,
 ) -> dict[str, Any]:
     """Check the user and price the item first, so an unknown one is a 404 and no saga starts.
     Placing the same order id again opens nothing new: it answers with the order placed then."""
     _user, item = await asyncio.gather(
-        ask("user", "get_user", {"user_id": user_id}),
-        ask("item", "get_item", {"item_id": item_id}),
+        ask("user", Request.GET_USER, {"user_id": user_id}),
+        ask("item", Request.GET_ITEM, {"item_id": item_id}),
     )
     opened = now()
     order = Order(
@@ -80,7 +81,7 @@ async def place_order(
         deadline_at=opened + timedelta(seconds=deadlines.saga),
         retry_at=opened + deadlines.wait(0),
     )
-    await steps.record(str(order.id), "create", "place_order", lambda: _open(order))
+    await step_log.record(str(order.id), "create", "place_order", lambda: _open(order))
     placed = await get_order(str(order.id))
     if (placed["userId"], placed["itemId"], placed["quantity"]) != (user_id, item_id, quantity):
         raise Conflict(f"order {order_id} was placed before with another user, item or quantity")
@@ -150,7 +151,7 @@ def _owing(owed: Owed | None, deadlines: Deadlines) -> dict[str, Any]:
     return {"owes": owed, "retry_at": retry_at, "backoff": 0}
 
 
-async def sweep(*, steps: StepLog, deadlines: Deadlines) -> dict[str, int]:
+async def sweep(*, step_log: StepLog, deadlines: Deadlines) -> dict[str, int]:
     """Ask again for what the due orders are owed, and end those past their deadline."""
     moment = now()
     due = await Order.filter(retry_at__lte=moment).order_by("retry_at").limit(SWEEP_BATCH)
@@ -158,11 +159,11 @@ async def sweep(*, steps: StepLog, deadlines: Deadlines) -> dict[str, int]:
     for order in due:
         expiring = order.owes is Owed.OUTCOME and moment >= order.deadline_at
         if expiring:
-            await steps.record(
+            await step_log.record(
                 str(order.id), "expire", "deadline", partial(_expire, order, deadlines)
             )
         elif await _take_turn(order, deadlines, moment):
-            await steps.republish(str(order.id), _last_step(order))
+            await step_log.republish(str(order.id), _last_step(order))
         else:
             continue  # another process running the order service took this one
         done["expired" if expiring else f"asked again for {order.owes}"] += 1
@@ -208,7 +209,7 @@ async def _expire(order: Order, deadlines: Deadlines) -> Event | None:
 async def audit_facts() -> dict[str, Any]:
     columns = ("id", "status", "user_id", "item_id", "quantity", "total_amount")
     times = ("created_at", "updated_at", "deadline_at", "owes")
-    return {"orders": await rows(Order, *columns, *times)}
+    return {"orders": await table(Order, *columns, *times)}
 
 
 async def get_order(order_id: str) -> dict[str, Any]:
@@ -237,13 +238,13 @@ SERVICE = Service(
             run=cancel_order,
             emits=[EventName.ORDER_CANCELLED],
         ),
-        step("close", on=[EventName.USER_NOTIFIED], run=close_order),
+        step("close", on=[EventName.NOTIFICATION_SENT], run=close_order),
     ),
-    commands={"place_order": place_order},
+    commands={Request.PLACE_ORDER: place_order},
     queries={
-        "get_order": get_order,
-        "list_user_orders": list_user_orders,
-        "audit_facts": audit_facts,
+        Request.GET_ORDER: get_order,
+        Request.LIST_USER_ORDERS: list_user_orders,
+        Request.AUDIT_FACTS: audit_facts,
     },
     periodic={"sweep": sweep},
 )

@@ -11,10 +11,12 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from sagashop.actors.runtime import Service, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json, now, rows
+from sagashop.requests import Request
+from sagashop.saga import Service, step
+from sagashop.store.facts import table
 from sagashop.store.payment import Payment, PaymentDeadLetter, PaymentState, PaymentStep
+from sagashop.store.render import as_json, now
 
 log = logging.getLogger("sagashop.payment")
 
@@ -76,7 +78,7 @@ async def configure(
 
 
 async def audit_facts() -> dict[str, Any]:
-    return {"payments": await rows(Payment, "order_id", "state", "amount")}
+    return {"payments": await table(Payment, "order_id", "state", "amount")}
 
 
 async def order_state(order_id: str) -> dict[str, Any] | None:
@@ -103,6 +105,6 @@ SERVICE = Service(
             emits=[EventName.PAYMENT_REFUNDED],
         ),
     ),
-    commands={"configure": configure},
-    queries={"order_state": order_state, "audit_facts": audit_facts},
+    commands={Request.CONFIGURE_PAYMENTS: configure},
+    queries={Request.ORDER_STATE: order_state, Request.AUDIT_FACTS: audit_facts},
 )

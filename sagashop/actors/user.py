@@ -12,9 +12,11 @@ from typing import Any, Protocol
 
 from tortoise.expressions import F
 
-from sagashop.actors.runtime import Service, refused, step
 from sagashop.events import Event, EventName
-from sagashop.store.base import as_json, found, rows
+from sagashop.requests import Request
+from sagashop.saga import Service, reason_or_retry, step
+from sagashop.store.facts import table
+from sagashop.store.render import as_json, found
 from sagashop.store.user import BalanceReservation, User, UserDeadLetter, UserStep
 
 log = logging.getLogger("sagashop.user")
@@ -44,7 +46,7 @@ async def reserve_balance(event: Event) -> Event:
         balance=F("balance") - event.amount
     )
     if not taken:
-        reason = refused(refusal(await User.get_or_none(id=event.user_id), event.amount))
+        reason = reason_or_retry(refusal(await User.get_or_none(id=event.user_id), event.amount))
         return event.follow(EventName.BALANCE_REJECTED, f"user: {reason}")
     await BalanceReservation.hold(event.order_id, user_id=event.user_id, amount=event.amount)
     log.info("order %s: reserved %d of user %s", event.order_id, event.amount, event.user_id)
@@ -81,8 +83,8 @@ async def get_user(user_id: str) -> dict[str, Any]:
 
 async def audit_facts() -> dict[str, Any]:
     return {
-        "users": await rows(User, "id", "opening_balance", "balance"),
-        "held": await rows(BalanceReservation, "order_id", "state", "amount", "user_id"),
+        "users": await table(User, "id", "opening_balance", "balance"),
+        "held": await table(BalanceReservation, "order_id", "state", "amount", "user_id"),
     }
 
 
@@ -116,6 +118,10 @@ SERVICE = Service(
             emits=[EventName.BALANCE_SPENT],
         ),
     ),
-    commands={"create_user": create_user},
-    queries={"get_user": get_user, "order_state": order_state, "audit_facts": audit_facts},
+    commands={Request.CREATE_USER: create_user},
+    queries={
+        Request.GET_USER: get_user,
+        Request.ORDER_STATE: order_state,
+        Request.AUDIT_FACTS: audit_facts,
+    },
 )

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from sagashop.bootstrap import Node, running_node
+from sagashop.actors import SERVICES
+from sagashop.bootstrap import running_node
 from sagashop.config import Settings
+from sagashop.http.context import NODE
 from sagashop.http.errors import json_errors
+from sagashop.http.views import routes
+from sagashop.saga import Service
 
-NODE = web.AppKey("node", Node)
 MAX_BODY_BYTES = 16 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
-    from sagashop.http.views import routes
-
+def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> web.Application:
+    """The front door of a node started with `settings` (and, in tests, other services)."""
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
 
     async def node_lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with running_node(settings) as node:
+        async with running_node(settings, catalogue) as node:
             app[NODE] = node
             yield
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Annotated, TypeVar
 from uuid import UUID
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from sagashop.config import SERVICE_NAMES
 from sagashop.errors import InvalidRequest, NotFound
 from sagashop.events import new_id
 from sagashop.http.errors import UnsupportedMediaType
@@ -83,10 +83,10 @@ def path_id(request: web.Request, key: str, what: str) -> str:
         raise NotFound(f"no {what} with id {raw!r} (ids are UUIDs)") from None
 
 
-def dead_letter_id(raw: str) -> tuple[str, int]:
+def dead_letter_id(raw: str, services: Collection[str]) -> tuple[str, int]:
     """`item-3` names dead letter 3 of the item service."""
     service, _, number = raw.rpartition("-")
-    if service not in SERVICE_NAMES or not number.isdigit():
+    if service not in services or not number.isdigit():
         raise NotFound(f"no dead letter {raw!r} (ids look like item-3)")
     return service, int(number)
 

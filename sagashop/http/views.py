@@ -10,10 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from sagashop import audit
-from sagashop.config import SERVICE_NAMES
 from sagashop.errors import Unavailable
 from sagashop.events import new_id
-from sagashop.http.app import NODE
 from sagashop.http.bodies import (
     NewItem,
     NewUser,
@@ -23,6 +21,8 @@ from sagashop.http.bodies import (
     path_id,
     read_body,
 )
+from sagashop.http.context import NODE, ask
+from sagashop.requests import Request
 
 routes = web.RouteTableDef()
 
@@ -32,11 +32,12 @@ TEST_ITEMS = (
     {"name": "Dragon Shield", "price": 5_000, "stock": 30},
     {"name": "Health Potion", "price": 1_000, "stock": 100},
 )
-SERVICES_WITH_STATE = ("user", "inventory", "item", "payment", "notification")
 
 
-def ask(request: web.Request, service: str, name: str, /, **args: Any) -> Any:
-    return request.app[NODE].ask(service, name, args)
+def service_names(request: web.Request, *, stateful: bool = False) -> list[str]:
+    """The services of the system (those that hold something per order, if `stateful`)."""
+    catalogue = request.app[NODE].catalogue.values()
+    return [service.name for service in catalogue if service.stateful or not stateful]
 
 
 @routes.post("/setup-test-data")
@@ -44,13 +45,13 @@ async def setup_test_data(request: web.Request) -> web.Response:
     user = await ask(
         request,
         "user",
-        "create_user",
+        Request.CREATE_USER,
         user_id=new_id(),
         username=f"player-{new_id()[:8]}",
         balance=TEST_BALANCE,
     )
     items = await asyncio.gather(
-        *(ask(request, "item", "create_item", item_id=new_id(), **i) for i in TEST_ITEMS)
+        *(ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **i) for i in TEST_ITEMS)
     )
     data = {"user": user, "items": list(items)}
     return web.json_response({"success": True, "message": "test data created", "data": data})
@@ -59,20 +60,20 @@ async def setup_test_data(request: web.Request) -> web.Response:
 @routes.post("/users")
 async def create_user(request: web.Request) -> web.Response:
     body = await read_body(request, NewUser)
-    user = await ask(request, "user", "create_user", user_id=new_id(), **body.model_dump())
+    user = await ask(request, "user", Request.CREATE_USER, user_id=new_id(), **body.model_dump())
     return web.json_response(user, status=201)
 
 
 @routes.post("/items")
 async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, NewItem)
-    item = await ask(request, "item", "create_item", item_id=new_id(), **body.model_dump())
+    item = await ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **body.model_dump())
     return web.json_response(item, status=201)
 
 
 @routes.get("/items")
 async def list_items(request: web.Request) -> web.Response:
-    return web.json_response(await ask(request, "item", "list_items"))
+    return web.json_response(await ask(request, "item", Request.LIST_ITEMS))
 
 
 @routes.post("/orders")
@@ -83,7 +84,7 @@ async def place_order(request: web.Request) -> web.Response:
     order = await ask(
         request,
         "order",
-        "place_order",
+        Request.PLACE_ORDER,
         order_id=order_id_for(request.headers.get("Idempotency-Key")),
         user_id=str(body.userId),
         item_id=str(body.itemId),
@@ -97,13 +98,14 @@ async def get_order(request: web.Request) -> web.Response:
     """The order, its saga's steps so far across all services, and what each service holds.
     A service that does not answer is named under "unavailable"; the rest is shown."""
     order_id = path_id(request, "order_id", "order")
-    order = await ask(request, "order", "get_order", order_id=order_id)
+    stateful = service_names(request, stateful=True)
+    order = await ask(request, "order", Request.GET_ORDER, order_id=order_id)
     (histories, silent), (states, quiet) = await asyncio.gather(
-        ask_each(request, SERVICE_NAMES, "steps", order_id=order_id),
-        ask_each(request, SERVICES_WITH_STATE, "order_state", order_id=order_id),
+        ask_each(request, service_names(request), Request.TIMELINE, order_id=order_id),
+        ask_each(request, stateful, Request.ORDER_STATE, order_id=order_id),
     )
     steps = sorted(chain.from_iterable(histories.values()), key=lambda entry: entry["at"])
-    services = {service: states.get(service) for service in SERVICES_WITH_STATE}
+    services = {service: states.get(service) for service in stateful}
     unavailable = {**silent, **quiet}
     return web.json_response(
         {**order, "steps": steps, "services": services, "unavailable": unavailable}
@@ -111,7 +113,7 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def ask_each(
-    request: web.Request, services: Sequence[str], name: str, **args: Any
+    request: web.Request, services: Sequence[str], name: Request, **args: Any
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Ask several services at once: their answers, and why those that did not answer did not."""
     answers = await asyncio.gather(
@@ -131,15 +133,15 @@ async def ask_each(
 
 @routes.get("/user/{user_id}/balance")
 async def get_balance(request: web.Request) -> web.Response:
-    user = await ask(request, "user", "get_user", user_id=path_id(request, "user_id", "user"))
+    user = await ask(request, "user", Request.GET_USER, user_id=path_id(request, "user_id", "user"))
     return web.json_response({"userId": user["id"], "balance": user["balance"]})
 
 
-async def _of_user(request: web.Request, service: str, name: str) -> web.Response:
+async def _of_user(request: web.Request, service: str, name: Request) -> web.Response:
     """Something another service keeps per user; 404 if the user service does not know them."""
     user_id = path_id(request, "user_id", "user")
     _user, found = await asyncio.gather(
-        ask(request, "user", "get_user", user_id=user_id),
+        ask(request, "user", Request.GET_USER, user_id=user_id),
         ask(request, service, name, user_id=user_id),
     )
     return web.json_response(found)
@@ -147,23 +149,23 @@ async def _of_user(request: web.Request, service: str, name: str) -> web.Respons
 
 @routes.get("/user/{user_id}/inventory")
 async def get_inventory(request: web.Request) -> web.Response:
-    return await _of_user(request, "inventory", "get_inventory")
+    return await _of_user(request, "inventory", Request.GET_INVENTORY)
 
 
 @routes.get("/user/{user_id}/orders")
 async def get_user_orders(request: web.Request) -> web.Response:
-    return await _of_user(request, "order", "list_user_orders")
+    return await _of_user(request, "order", Request.LIST_USER_ORDERS)
 
 
 @routes.get("/user/{user_id}/notifications")
 async def get_notifications(request: web.Request) -> web.Response:
-    return await _of_user(request, "notification", "list_notifications")
+    return await _of_user(request, "notification", Request.LIST_NOTIFICATIONS)
 
 
 @routes.get("/dead-letters")
 async def list_dead_letters(request: web.Request) -> web.Response:
     """Events whose step kept failing, in every service, oldest first."""
-    found, silent = await ask_each(request, SERVICE_NAMES, "dead_letters")
+    found, silent = await ask_each(request, service_names(request), Request.DEAD_LETTERS)
     letters = sorted(chain.from_iterable(found.values()), key=lambda letter: letter["createdAt"])
     return web.json_response({"deadLetters": letters, "unavailable": silent})
 
@@ -171,15 +173,18 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 @routes.post("/dead-letters/{letter_id}/replay")
 async def replay_dead_letter(request: web.Request) -> web.Response:
     """Deliver a dead letter's event to its service again, after the cause is fixed."""
-    service, letter_id = dead_letter_id(request.match_info["letter_id"])
-    replayed = await ask(request, service, "replay_dead_letter", letter_id=letter_id)
+    service, letter_id = dead_letter_id(
+        request.match_info["letter_id"], request.app[NODE].catalogue
+    )
+    replayed = await ask(request, service, Request.REPLAY_DEAD_LETTER, letter_id=letter_id)
     return web.json_response(replayed, status=202)
 
 
 @routes.get("/audit")
 async def run_audit(request: web.Request) -> web.Response:
     """The conservation checks across every service's store (see `sagashop.audit`)."""
-    report = audit.check(await audit.gather(request.app[NODE].ask))
+    node = request.app[NODE]
+    report = audit.check(await audit.gather(node.ask, node.catalogue.values()))
     return web.json_response(report.to_dict())
 
 
@@ -187,8 +192,8 @@ async def run_audit(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     faults = {
-        "dropped": node.bus.fault_counts.dropped,
-        "duplicated": node.bus.fault_counts.duplicated,
+        "dropped": node.events.counts.dropped,
+        "duplicated": node.events.counts.duplicated,
     }
     return web.json_response(
         {"status": "ok", "node": node.id, "services": list(node.services), "faults": faults}

@@ -1,8 +1,8 @@
 """Each service's own database, through one Tortoise app and connection per service.
 
-A service's models live in `sagashop.store.<service>` and only that service touches them, so the
-services can sit in one SQLite file each, share one PostgreSQL database (their tables are
-prefixed), or live on different servers.
+A service's tables live in its own module (`sagashop.store.<service>`) and only that service
+touches them, so the services can sit in one SQLite file each, share one PostgreSQL database
+(their tables are prefixed), or live on different servers.
 """
 
 from __future__ import annotations
@@ -12,22 +12,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tortoise.backends.base.client import TransactionContextPooled
 from tortoise.backends.base.executor import EXECUTOR_CACHE
-from tortoise.connection import get_connections
 from tortoise.context import TortoiseContext, _current_context
+
+from sagashop.store.tortoise_fix import release_the_connection_when_begin_fails
 
 
 class Store:
-    """The databases of the services one process runs.
+    """The databases of the services one process runs: for each service, its URL and the
+    module of its tables.
 
     Tortoise's model classes, and the SQL it caches for them, belong to the process: one store
     may be open at a time (tests open them one after the other)."""
 
     _open: ClassVar[Store | None] = None
 
-    def __init__(self, urls: Mapping[str, str]) -> None:
+    def __init__(self, urls: Mapping[str, str], tables: Mapping[str, str]) -> None:
         self.urls = dict(urls)
+        self.tables = dict(tables)
         self.tortoise = TortoiseContext()
 
     def context(self) -> contextvars.Context:
@@ -41,6 +43,7 @@ class Store:
         """Connect and create missing tables. Must run in a task started with `context()`."""
         if Store._open is not None:
             raise RuntimeError("another Store is open in this process; close it first")
+        release_the_connection_when_begin_fails()
         Store._open = self
         for url in self.urls.values():
             _make_sqlite_directory(url)
@@ -59,34 +62,10 @@ class Store:
         return {
             "connections": self.urls,
             "apps": {
-                service: {"models": [f"sagashop.store.{service}"], "default_connection": service}
+                service: {"models": [self.tables[service]], "default_connection": service}
                 for service in self.urls
             },
         }
-
-
-def _release_the_connection_when_begin_fails() -> None:
-    """Tortoise 1.1.9 acquires a pooled connection, then sends BEGIN; when BEGIN fails (the
-    server dropped that connection) the exception leaves `__aenter__`, `__aexit__` never runs,
-    and the connection is never given back. Every dropped connection would leak one, until the
-    pool is empty and every transaction waits forever. Give it back, then fail as before."""
-    enter = TransactionContextPooled.__aenter__
-
-    async def __aenter__(self: TransactionContextPooled) -> Any:
-        try:
-            return await enter(self)
-        except BaseException:
-            pool, connection = self.client._parent._pool, self.client._connection
-            if pool is not None and connection is not None:
-                await pool.release(connection)
-            if getattr(self, "token", None) is not None:
-                get_connections().reset(self.token)
-            raise
-
-    TransactionContextPooled.__aenter__ = __aenter__  # type: ignore[method-assign]
-
-
-_release_the_connection_when_begin_fails()
 
 
 def _make_sqlite_directory(url: str) -> None:

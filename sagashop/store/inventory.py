@@ -3,13 +3,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import (
-    DeadLetter,
-    DeadLetterMeta,
-    Reservation,
-    StepRecord,
-    StepRecordMeta,
-)
+from sagashop.store.journal import journal_tables
+from sagashop.store.reservations import Reservation
 
 
 class Bag(Model):
@@ -42,11 +37,4 @@ class SlotReservation(Reservation):
         table = "inventory_reservations"
 
 
-class InventoryStep(StepRecord):
-    class Meta(StepRecordMeta):
-        table = "inventory_steps"
-
-
-class InventoryDeadLetter(DeadLetter):
-    class Meta(DeadLetterMeta):
-        table = "inventory_dead_letters"
+InventoryStep, InventoryDeadLetter = journal_tables("inventory", __name__)

@@ -3,13 +3,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import (
-    DeadLetter,
-    DeadLetterMeta,
-    Reservation,
-    StepRecord,
-    StepRecordMeta,
-)
+from sagashop.store.journal import journal_tables
+from sagashop.store.reservations import Reservation
 
 
 class Item(Model):
@@ -33,11 +28,4 @@ class StockReservation(Reservation):
         table = "item_reservations"
 
 
-class ItemStep(StepRecord):
-    class Meta(StepRecordMeta):
-        table = "item_steps"
-
-
-class ItemDeadLetter(DeadLetter):
-    class Meta(DeadLetterMeta):
-        table = "item_dead_letters"
+ItemStep, ItemDeadLetter = journal_tables("item", __name__)

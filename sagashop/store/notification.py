@@ -3,7 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import DeadLetter, DeadLetterMeta, StepRecord, StepRecordMeta
+from sagashop.store.journal import journal_tables
 
 
 class Notification(Model):
@@ -18,11 +18,4 @@ class Notification(Model):
         table = "notifications"
 
 
-class NotificationStep(StepRecord):
-    class Meta(StepRecordMeta):
-        table = "notification_steps"
-
-
-class NotificationDeadLetter(DeadLetter):
-    class Meta(DeadLetterMeta):
-        table = "notification_dead_letters"
+NotificationStep, NotificationDeadLetter = journal_tables("notification", __name__)

@@ -5,7 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import DeadLetter, DeadLetterMeta, StepRecord, StepRecordMeta
+from sagashop.store.journal import journal_tables
 
 
 class OrderStatus(StrEnum):
@@ -49,11 +49,4 @@ class Order(Model):
         table = "orders"
 
 
-class OrderStep(StepRecord):
-    class Meta(StepRecordMeta):
-        table = "order_steps"
-
-
-class OrderDeadLetter(DeadLetter):
-    class Meta(DeadLetterMeta):
-        table = "order_dead_letters"
+OrderStep, OrderDeadLetter = journal_tables("order", __name__)

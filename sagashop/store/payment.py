@@ -5,7 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import DeadLetter, DeadLetterMeta, StepRecord, StepRecordMeta
+from sagashop.store.journal import journal_tables
 
 
 class PaymentState(StrEnum):
@@ -29,11 +29,4 @@ class Payment(Model):
         table = "payments"
 
 
-class PaymentStep(StepRecord):
-    class Meta(StepRecordMeta):
-        table = "payment_steps"
-
-
-class PaymentDeadLetter(DeadLetter):
-    class Meta(DeadLetterMeta):
-        table = "payment_dead_letters"
+PaymentStep, PaymentDeadLetter = journal_tables("payment", __name__)

@@ -3,13 +3,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.base import (
-    DeadLetter,
-    DeadLetterMeta,
-    Reservation,
-    StepRecord,
-    StepRecordMeta,
-)
+from sagashop.store.journal import journal_tables
+from sagashop.store.reservations import Reservation
 
 
 class User(Model):
@@ -33,11 +28,4 @@ class BalanceReservation(Reservation):
         table = "user_reservations"
 
 
-class UserStep(StepRecord):
-    class Meta(StepRecordMeta):
-        table = "user_steps"
-
-
-class UserDeadLetter(DeadLetter):
-    class Meta(DeadLetterMeta):
-        table = "user_dead_letters"
+UserStep, UserDeadLetter = journal_tables("user", __name__)

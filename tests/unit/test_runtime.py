@@ -7,8 +7,10 @@ from collections.abc import Callable
 import pytest
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from sagashop.actors.runtime import Contention, RetryPolicy, Service, inject, step
 from sagashop.events import Event, EventName
+from sagashop.saga import Contention, Service, inject, step
+from sagashop.saga.retry import RetryPolicy
+from sagashop.store.errors import StoreConflict, StoreUnavailable, translated
 from sagashop.store.user import UserDeadLetter, UserStep
 
 FAST = RetryPolicy(attempts=3, conflicts=4, transient_budget=0.05, first_delay=0.001)
@@ -30,7 +32,7 @@ def failing(errors: list[Exception]) -> Callable[[], str]:
 def test_conflicts_and_passing_errors_are_retried() -> None:
     assert (
         FAST.call(
-            failing([IntegrityError("dup"), Contention("moved"), OperationalError("locked")]),
+            failing([StoreConflict("dup"), Contention("moved"), StoreUnavailable("locked")]),
             "test",
         )
         == "done"
@@ -44,8 +46,21 @@ def test_a_bug_is_given_up_on_after_a_few_attempts() -> None:
 
 
 def test_an_absent_database_is_retried_until_the_budget_runs_out() -> None:
-    with pytest.raises(OperationalError):
-        FAST.call(failing([OperationalError("gone")] * 1000), "test")
+    with pytest.raises(StoreUnavailable):
+        FAST.call(failing([StoreUnavailable("gone")] * 1000), "test")
+
+
+async def raising(error: Exception) -> None:
+    raise error
+
+
+async def test_the_stores_errors_are_translated_at_its_edge() -> None:
+    with pytest.raises(StoreConflict):
+        await translated(raising(IntegrityError("UNIQUE constraint failed")))
+    with pytest.raises(StoreUnavailable):
+        await translated(raising(OperationalError("database is locked")))
+    with pytest.raises(ZeroDivisionError):
+        await translated(raising(ZeroDivisionError()))
 
 
 def test_dependencies_are_injected_by_name() -> None:

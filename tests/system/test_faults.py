@@ -7,14 +7,16 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sagashop.actors import SERVICES, inventory, item
-from sagashop.actors.runtime import Service, StepAction
+from sagashop.actors import SERVICES
 from sagashop.events import Event
+from sagashop.saga import Service
+from sagashop.saga.declare import StepAction
 from tests.support import (
     BACKENDS,
     Shop,
@@ -48,19 +50,24 @@ def with_a_bug(service: Service, step_name: str, broken: set[str]) -> Service:
     return replace(service, steps=steps)
 
 
+BUGS = {"item": ("reserve", BROKEN_RESERVE), "inventory": ("fill", BROKEN_FILL)}
+BUGGY_SERVICES = tuple(
+    with_a_bug(service, *BUGS[service.name]) if service.name in BUGS else service
+    for service in SERVICES
+)
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 async def buggy_shop(
     request: pytest.FixtureRequest, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Shop]:
     data_dir: Path = tmp_path_factory.mktemp("data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(SERVICES, "item", with_a_bug(item.SERVICE, "reserve", BROKEN_RESERVE))
-        patch.setitem(SERVICES, "inventory", with_a_bug(inventory.SERVICE, "fill", BROKEN_FILL))
-        async with (
-            database(request.param) as url,
-            started_shop(make_settings(redis_url, data_dir, url)) as shop,
-        ):
-            yield shop
+    settings_for = partial(make_settings, redis_url, data_dir)
+    async with (
+        database(request.param) as url,
+        started_shop(settings_for(url), BUGGY_SERVICES) as shop,
+    ):
+        yield shop
 
 
 async def dead_letters_of(shop: Shop, order_id: str) -> list[dict[str, Any]]:

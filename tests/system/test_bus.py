@@ -8,6 +8,7 @@ import logging
 import pytest
 from redis.asyncio import Redis
 
+from sagashop.transport import Channels
 from tests.support import Shop
 
 GARBAGE = [
@@ -21,10 +22,11 @@ async def inject(redis: Redis, shop: Shop, raw: str) -> None:
     """Put raw bytes where order.created events travel, as a broken publisher would."""
     assert shop.node is not None
     settings = shop.node.settings
+    channels = Channels(settings.namespace)
     if settings.bus == "streams":
-        await redis.xadd(f"{settings.namespace}:stream:order.created", {"event": raw})
+        await redis.xadd(channels.stream("order.created"), {"event": raw})
     else:
-        assert await redis.publish(f"{settings.namespace}:event:order.created", raw) == 1
+        assert await redis.publish(channels.event("order.created"), raw) == 1
 
 
 async def test_garbage_on_the_bus_is_logged_and_dropped(

@@ -15,7 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from sagashop.config import Settings
-from tests.cluster import cluster
+from sagashop.events import EventName
+from sagashop.transport import Channels
+from tests.cluster.processes import cluster
 from tests.support import Shop, eventually, make_settings, started_shop, states
 
 WITHOUT_PAYMENT = "order,user,inventory,item,notification"
@@ -66,7 +68,7 @@ async def test_entries_a_dead_consumer_left_unacknowledged_are_taken_over(
     shop = streams_shop
     assert shop.node is not None
     settings = shop.node.settings
-    stream = f"{settings.namespace}:stream:item.reserved"
+    stream = Channels(settings.namespace).stream(EventName.ITEM_RESERVED)
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
         await redis.xgroup_create(stream, "payment", id="0", mkstream=True)

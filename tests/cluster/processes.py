@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from sagashop.cluster import Child
+from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from tests.support import Shop
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from sagashop.cluster import Child
+from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from sagashop.embedded_redis import EmbeddedRedis
 

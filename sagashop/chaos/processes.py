@@ -1,4 +1,4 @@
-"""Processes of this system started by another program (the chaos run, the tests): each is
+"""System processes started by another program (the chaos run, the tests): each is
 `python -m sagashop` running some of the services, with the same settings otherwise."""
 
 from __future__ import annotations

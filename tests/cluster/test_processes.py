@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sagashop.bootstrap import running_node
 from sagashop.config import Settings
-from tests.cluster import cluster
+from tests.cluster.processes import cluster
 from tests.support import Ledger, emitted
 
 

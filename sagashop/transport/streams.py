@@ -4,7 +4,8 @@ One stream per event name and one consumer group per service, so the processes t
 service share its entries. A process reads a batch for a service, hands it to the service's
 actor and acknowledges it once the actor has handled it; it reads the next batch only then, which
 keeps mailboxes short. Entries that a dead process left unacknowledged are claimed by a live one
-after `RECLAIM_IDLE_MS` and handled again, which the step log makes harmless.
+after `reclaim_idle` seconds (`--reclaim-idle`) and handled again, which the step log makes
+harmless.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from sagashop.actors.bus import Deliver, log_malformed, reconnect_delay
 from sagashop.events import Event, EventName, MalformedEvent, decode, encode
+from sagashop.transport.channels import Channels
+from sagashop.transport.protocol import Receive, log_malformed, reconnect_delay
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +29,39 @@ MAXLEN = 10_000
 them, and the order deadline re-drives what that loses."""
 BATCH = 100
 BLOCK_MS = 1_000
-RECLAIM_EVERY = 5.0
-RECLAIM_IDLE_MS = 15_000
 
 Entry = tuple[str, str, dict[str, str] | None]  # (stream, entry id, fields)
 
 
 class StreamEvents:
-    def __init__(self, redis: Redis, namespace: str, consumer: str) -> None:
+    """The Streams event transport (see the module's docstring)."""
+
+    def __init__(
+        self, redis: Redis, channels: Channels, consumer: str, reclaim_idle: float = 15.0
+    ) -> None:
         self._redis = redis
-        self._namespace = namespace
+        self._channels = channels
         self._consumer = consumer
-        self._deliver: Deliver | None = None
+        self._reclaim_idle_ms = int(reclaim_idle * 1000)
+        self._reclaim_every = min(5.0, reclaim_idle / 3)
+        self._receive: Receive | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-
-    def stream(self, name: str) -> str:
-        return f"{self._namespace}:stream:{name}"
+        self._waiting_for_entries: set[asyncio.Task[Any]] = set()
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.xadd(self.stream(event.name), {"event": encode(event)}, maxlen=MAXLEN)
+                pipe.xadd(
+                    self._channels.stream(event.name), {"event": encode(event)}, maxlen=MAXLEN
+                )
             await pipe.execute()
         return [1] * len(events)
 
-    async def start(self, handled: Mapping[str, Collection[EventName]], deliver: Deliver) -> None:
-        self._deliver = deliver
+    async def start(self, handled: Mapping[str, Collection[EventName]], receive: Receive) -> None:
+        self._receive = receive
         for service, events in handled.items():
-            streams = [self.stream(name) for name in sorted(events)]
+            streams = [self._channels.stream(name) for name in sorted(events)]
             if not streams:
                 continue
             await self._ensure_groups(service, streams)
@@ -63,8 +69,11 @@ class StreamEvents:
             self._tasks.append(asyncio.create_task(self._reclaim(service, streams)))
 
     async def stop(self) -> None:
-        """Stop reading; a batch in a service's hands is finished and acknowledged first."""
+        """Stop reading; a batch in a service's hands is finished and acknowledged first, a read
+        still waiting for entries is cut short."""
         self._stopping.set()
+        for reading in self._waiting_for_entries:
+            reading.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _ensure_groups(self, service: str, streams: list[str]) -> None:
@@ -79,9 +88,7 @@ class StreamEvents:
         failures = 0
         while not self._stopping.is_set():
             try:
-                reply: Any = await self._redis.xreadgroup(
-                    service, self._consumer, dict.fromkeys(streams, ">"), BATCH, BLOCK_MS
-                )
+                reply = await self._read(service, streams)
                 failures = 0
                 entries = [
                     (s, entry_id, fields) for s, items in reply for entry_id, fields in items
@@ -95,6 +102,19 @@ class StreamEvents:
                 await self._pause(delay)
                 await self._recreate_groups(service, streams)
 
+    async def _read(self, service: str, streams: list[str]) -> Any:
+        """New entries, waiting up to BLOCK_MS for some; cancelled by `stop` while it waits
+        (what it would have read stays pending and is reclaimed)."""
+        reading = asyncio.current_task()
+        assert reading is not None
+        self._waiting_for_entries.add(reading)
+        try:
+            return await self._redis.xreadgroup(
+                service, self._consumer, dict.fromkeys(streams, ">"), BATCH, BLOCK_MS
+            )
+        finally:
+            self._waiting_for_entries.discard(reading)
+
     async def _recreate_groups(self, service: str, streams: list[str]) -> None:
         """A Redis that restarted without persistence lost the groups: make them again."""
         try:
@@ -104,11 +124,11 @@ class StreamEvents:
         log.info("streams: %s reading again", service)
 
     async def _reclaim(self, service: str, streams: list[str]) -> None:
-        while not await self._pause(RECLAIM_EVERY):
+        while not await self._pause(self._reclaim_every):
             for stream in streams:
                 try:
                     claimed = await self._redis.xautoclaim(
-                        stream, service, self._consumer, RECLAIM_IDLE_MS, "0-0", count=BATCH
+                        stream, service, self._consumer, self._reclaim_idle_ms, "0-0", count=BATCH
                     )
                 except (RedisError, OSError):
                     continue
@@ -131,7 +151,7 @@ class StreamEvents:
         return True
 
     async def _hand_over(self, service: str, entries: list[Entry]) -> None:
-        assert self._deliver is not None
+        assert self._receive is not None
         events = [event for event in map(_event_of, entries) if event is not None]
         if events:
             loop = asyncio.get_running_loop()
@@ -140,7 +160,7 @@ class StreamEvents:
             def done() -> None:
                 loop.call_soon_threadsafe(_settle, handled)
 
-            self._deliver(service, events, done)
+            self._receive(service, events, done)
             await handled
         await self._acknowledge(service, entries)
 
@@ -167,7 +187,7 @@ def _event_of(entry: Entry) -> Event | None:
         if fields is None:
             raise MalformedEvent("the entry was trimmed before it was read")
         return decode(fields["event"])
-    except (KeyError, MalformedEvent) as error:
+    except (KeyError, MalformedEvent, RecursionError) as error:
         log_malformed(f"{stream} {entry_id}", error, fields)
         return None
 

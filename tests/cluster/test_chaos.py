@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from sagashop import chaos
-from sagashop.config import TRANSPORTS, Settings
+from sagashop.chaos import run as chaos
+from sagashop.config import Settings
+from sagashop.transport import TRANSPORTS
 
 PLAN = chaos.Plan(purchases=2_000, kills=4)
 

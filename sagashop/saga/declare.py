@@ -1,0 +1,116 @@
+"""How a service is declared: as data the runtime reads, not as code that subscribes itself.
+
+A service is its steps (what it does on which events, and what it may emit), the commands that
+change its state and the queries that read it. From these declarations the node knows what to
+subscribe to, which services hold state per order and which the audit checks, and the tests
+derive the saga's topology.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from sagashop.events import Event, EventName
+from sagashop.requests import Request
+from sagashop.store.journal import DeadLetter, StepRecord
+
+T = TypeVar("T")
+Handler = Callable[..., Coroutine[Any, Any, Any]]
+StepAction = Callable[..., Coroutine[Any, Any, Event | None]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """How a service reacts to some events; it takes effect once per order, however often
+    those events are delivered (see `StepLog`)."""
+
+    name: str
+    on: frozenset[EventName]
+    run: StepAction
+    emits: frozenset[EventName] = frozenset()
+    fails_as: EventName | None = None
+    """Emitted, with the error as its reason, when `run` keeps failing, so the saga compensates."""
+
+    def __post_init__(self) -> None:
+        if self.fails_as is not None and self.fails_as not in self.emits:
+            raise ValueError(f"step {self.name}: fails_as {self.fails_as} is not in emits")
+
+
+def step(
+    name: str,
+    on: Iterable[EventName],
+    run: StepAction,
+    emits: Iterable[EventName] = (),
+    fails_as: EventName | None = None,
+) -> Step:
+    return Step(name, frozenset(on), run, frozenset(emits), fails_as)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service as the runtime sees it. Handlers name the dependencies they need as
+    keyword-only parameters; `bind` supplies them (see `sagashop.bootstrap`)."""
+
+    name: str
+    records: type[StepRecord]
+    dead_letters: type[DeadLetter]
+    steps: tuple[Step, ...] = ()
+    commands: Mapping[Request, Handler] = field(default_factory=dict)
+    """Requests that change state: they go through the mailbox, one at a time, and are retried
+    like steps, so each must be safe to run twice (ids are chosen by the caller)."""
+    queries: Mapping[Request, Handler] = field(default_factory=dict)
+    """Requests that only read: they run straight on the loop, never queued behind events."""
+    periodic: Mapping[str, Handler] = field(default_factory=dict)
+    """Work the runtime starts on its own every few seconds (`Settings.sweep_every`), straight
+    on the loop: it must not wait behind the events it is there to rescue, so every write it
+    makes is conditional."""
+
+    def __post_init__(self) -> None:
+        handled = [name for s in self.steps for name in s.on]
+        twice = {name for name in handled if handled.count(name) > 1}
+        if twice:
+            raise ValueError(f"{self.name}: more than one step handles {sorted(twice)}")
+
+    @property
+    def events(self) -> frozenset[EventName]:
+        return frozenset(name for s in self.steps for name in s.on)
+
+    @property
+    def tables(self) -> str:
+        """The module of the service's tables (its step records live there too)."""
+        return self.records.__module__
+
+    @property
+    def stateful(self) -> bool:
+        """Whether it holds something per order (and can say what)."""
+        return Request.ORDER_STATE in self.queries
+
+    @property
+    def audited(self) -> bool:
+        return Request.AUDIT_FACTS in self.queries
+
+    def step_for(self, event: EventName) -> Step | None:
+        return next((s for s in self.steps if event in s.on), None)
+
+    def bind(self, deps: Mapping[str, Any]) -> Service:
+        return replace(
+            self,
+            steps=tuple(replace(s, run=inject(s.run, deps)) for s in self.steps),
+            commands={name: inject(h, deps) for name, h in self.commands.items()},
+            queries={name: inject(h, deps) for name, h in self.queries.items()},
+            periodic={name: inject(h, deps) for name, h in self.periodic.items()},
+        )
+
+
+def inject(handler: Callable[..., T], deps: Mapping[str, Any]) -> Callable[..., T]:
+    """Bind the handler's keyword-only parameters to the dependencies of the same name."""
+    wanted = [p for p in inspect.signature(handler).parameters.values() if p.kind is p.KEYWORD_ONLY]
+    missing = [p.name for p in wanted if p.name not in deps and p.default is p.empty]
+    if missing:
+        raise TypeError(f"{handler.__qualname__} needs {missing}, which bootstrap does not provide")
+    given = {p.name: deps[p.name] for p in wanted if p.name in deps}
+    return functools.partial(handler, **given) if given else handler

@@ -1,0 +1,77 @@
+"""When a step is taken again: the store's errors, as `sagashop.store.errors` names them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sagashop.store.errors import StoreConflict, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSIENT_ERRORS = (StoreUnavailable, ConnectionError, OSError, TimeoutError)
+
+
+class Contention(Exception):
+    """The state moved under a step while it ran (another process got there first): take the
+    step again. A unique constraint that fails (`StoreConflict`) means the same."""
+
+
+def reason_or_retry(reason: str | None) -> str:
+    """The reason a conditional update found nothing to change, as the rules explain it.
+
+    If the rules see no reason, the state moved between the update and the read: raise
+    `Contention`, so the step is taken again.
+    """
+    if reason is None:
+        raise Contention("the state changed while the step ran")
+    return reason
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a step is retried before it counts as failed.
+
+    A database or network that is away (transient errors) gets a time budget; a conflict with a
+    concurrent step is simply tried again; anything else looks like a bug or a poison message and
+    gets a few attempts.
+    """
+
+    attempts: int = 3
+    conflicts: int = 10
+    transient_budget: float = 30.0
+    first_delay: float = 0.02
+    max_delay: float = 2.0
+
+    def call(self, work: Callable[[], T], what: str) -> T:
+        started = time.monotonic()
+        failures = conflicts = 0
+        while True:
+            try:
+                return work()
+            except (StoreConflict, Contention):
+                conflicts += 1
+                if conflicts >= self.conflicts:
+                    raise
+                delay = self.first_delay
+            except TRANSIENT_ERRORS as error:
+                failures += 1
+                if time.monotonic() - started > self.transient_budget:
+                    raise
+                delay = self._delay(failures)
+                log.warning("%s: %s; retrying in %.2fs", what, error, delay)
+            except Exception as error:
+                failures += 1
+                if failures >= self.attempts:
+                    raise
+                delay = self._delay(failures)
+                log.warning("%s: %r; retrying in %.2fs", what, error, delay)
+            time.sleep(delay)
+
+    def _delay(self, failures: int) -> float:
+        return min(self.max_delay, self.first_delay * 2.0 ** (failures - 1))

@@ -1,0 +1,48 @@
+"""Rows as the API shows them, and the lookups every service's queries share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from tortoise.models import Model
+
+from sagashop.errors import NotFound
+
+M = TypeVar("M", bound=Model)
+
+
+def now() -> datetime:
+    """For `.update()`, which does not touch auto_now fields."""
+    return datetime.now(UTC)
+
+
+async def found(model: type[M], what: str, row_id: str) -> M:
+    """The row with this primary key, or NotFound naming what was looked for."""
+    row = await model.get_or_none(pk=row_id)
+    if row is None:
+        raise NotFound(f"no {what} with id {row_id}")
+    return row
+
+
+def as_json(row: Model, *skip: str) -> dict[str, Any]:
+    """A row as the API shows it: camelCase keys, ids and times as text."""
+    return {
+        _camel(name): json_value(getattr(row, name))
+        for name in row._meta.fields_map
+        if name not in skip
+    }
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def _camel(name: str) -> str:
+    first, *rest = name.split("_")
+    return first + "".join(word.title() for word in rest)

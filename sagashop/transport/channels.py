@@ -1,0 +1,31 @@
+"""Every Redis key and channel the system uses, under one namespace (`--namespace`), so that
+several systems (the tests run many) share one Redis without seeing each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Channels:
+    namespace: str
+
+    def event(self, name: str) -> str:
+        """The Pub/Sub channel of one event name."""
+        return f"{self.namespace}:event:{name}"
+
+    def stream(self, name: str) -> str:
+        """The stream of one event name (`--bus streams`)."""
+        return f"{self.namespace}:stream:{name}"
+
+    def ask(self, service: str) -> str:
+        """Where requests to a service go, whichever process runs it."""
+        return f"{self.namespace}:ask:{service}"
+
+    def reply(self, node_id: str) -> str:
+        """Where answers to one process's requests come back."""
+        return f"{self.namespace}:reply:{node_id}"
+
+    def claim(self, service: str, delivery_id: str) -> str:
+        """The key that says which process of a service took one Pub/Sub delivery."""
+        return f"{self.namespace}:claim:{service}:{delivery_id}"

@@ -1,0 +1,135 @@
+"""Request and reply over Pub/Sub, whatever carries the events: a request goes to the service's
+request channel, is claimed like an event (so one process of the service answers), and the
+answer comes back on the asking process's reply channel, matched by request id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from sagashop.errors import SagashopError, Unavailable, error_from_dict
+from sagashop.events import new_id
+from sagashop.transport.channels import Channels
+from sagashop.transport.claims import DeliveryClaims
+from sagashop.transport.protocol import log_malformed
+from sagashop.transport.pubsub import Message, Subscription
+
+log = logging.getLogger(__name__)
+
+Serve = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+"""Answers a request (service, request name, arguments) with a JSON-able value."""
+
+
+class Requests:
+    """One process's requests to services elsewhere, and its answers to theirs."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        channels: Channels,
+        node_id: str,
+        claims: DeliveryClaims,
+        timeout: float = 10.0,
+    ) -> None:
+        self._redis = redis
+        self._channels = channels
+        self._reply_channel = channels.reply(node_id)
+        self._claims = claims
+        self._timeout = timeout
+        self._serving: dict[str, str] = {}  # request channel -> service
+        self._serve: Serve | None = None
+        self._subscription: Subscription | None = None
+        self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._answering: set[asyncio.Task[None]] = set()
+
+    async def start(self, services: Collection[str], serve: Serve) -> None:
+        """Answer requests to `services` with `serve`, and take the replies to this process."""
+        self._serve = serve
+        self._serving = {self._channels.ask(service): service for service in services}
+        channels = [self._reply_channel, *self._serving]
+        self._subscription = Subscription(self._redis, channels, self._arrived, "requests")
+        await self._subscription.start()
+
+    async def stop(self) -> None:
+        """Stop listening; requests still waiting for an answer fail as unavailable."""
+        if self._subscription is not None:
+            await self._subscription.stop()
+        await asyncio.gather(*self._answering, return_exceptions=True)
+        for answer in self._waiting.values():
+            if not answer.done():
+                answer.set_exception(Unavailable("this process is shutting down"))
+
+    async def ask(self, service: str, name: str, args: Mapping[str, Any]) -> Any:
+        """Ask whichever process runs `service`, and wait for its answer."""
+        request_id = new_id()
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = answer
+        request = {"id": request_id, "reply_to": self._reply_channel, "name": name, "args": args}
+        try:
+            if not await self._redis.publish(self._channels.ask(service), json.dumps(request)):
+                raise Unavailable(f"no process runs the {service} service")
+            async with asyncio.timeout(self._timeout):
+                return await answer
+        except TimeoutError:
+            raise Unavailable(
+                f"the {service} service did not answer within {self._timeout:g}s"
+            ) from None
+        except RedisError as error:
+            raise Unavailable(f"the message bus is unreachable ({error})") from None
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def _arrived(self, messages: list[Message]) -> None:
+        asked: list[tuple[str, str, dict[str, Any]]] = []  # (claim key, service, request)
+        for channel, data in messages:
+            try:
+                body = json.loads(data)
+                if channel == self._reply_channel:
+                    self._resolve(body)
+                elif channel in self._serving:
+                    service = self._serving[channel]
+                    asked.append((self._channels.claim(service, body["id"]), service, body))
+            except Exception as error:
+                log_malformed(channel, error, data)
+        if asked:
+            won = await self._claims.claim([key for key, _, _ in asked])
+            for (_, service, request), ok in zip(asked, won, strict=True):
+                if ok:
+                    self._start_answering(service, request)
+
+    def _start_answering(self, service: str, request: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._answer(service, request))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer(self, service: str, request: dict[str, Any]) -> None:
+        assert self._serve is not None
+        try:
+            reply = {"value": await self._serve(service, request["name"], request["args"])}
+        except SagashopError as error:
+            reply = {"error": error.to_dict()}
+        except Exception:
+            log.exception("requests: %s.%s failed", service, request.get("name"))
+            reply = {"error": SagashopError(f"the {service} service failed").to_dict()}
+        body = json.dumps({"id": request["id"], **reply})
+        try:
+            await self._redis.publish(request["reply_to"], body)
+        except RedisError as error:
+            log.warning(
+                "requests: could not answer %s.%s (%s)", service, request.get("name"), error
+            )
+
+    def _resolve(self, reply: dict[str, Any]) -> None:
+        answer = self._waiting.get(reply["id"])
+        if answer is None or answer.done():
+            return
+        if "error" in reply:
+            answer.set_exception(error_from_dict(reply["error"]))
+        else:
+            answer.set_result(reply["value"])

@@ -1,0 +1,69 @@
+"""The audit run against a real system, by `GET /audit` and by `python run.py audit`: it passes,
+then finds an error planted behind a service's back."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+
+import asyncpg
+
+from sagashop.config import to_flags
+from tests.support import Shop
+
+
+async def run_audit_command(shop: Shop) -> tuple[int, str]:
+    assert shop.node is not None
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sagashop",
+        "audit",
+        *to_flags(shop.node.settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    report, _log = await child.communicate()
+    return await child.wait(), report.decode()
+
+
+async def settle_some_purchases(shop: Shop) -> str:
+    user = await shop.new_user(balance=5_000)
+    item = await shop.new_item(price=2_000, stock=5)
+    for quantity in (1, 3, 1):  # done, too dear, done
+        await shop.settle((await shop.buy(user, item, quantity))["id"])
+    return user
+
+
+async def give_away_money(shop: Shop, user: str) -> None:
+    """Change a balance behind the user service's back, as a bug would."""
+    assert shop.node is not None
+    url = shop.node.settings.database_url_for("user")
+    if url.startswith("sqlite://"):
+        with sqlite3.connect(url.removeprefix("sqlite://").split("?")[0]) as db:
+            db.execute("UPDATE users SET balance = balance + 1 WHERE id = ?", (user,))
+        return
+    db = await asyncpg.connect(url)
+    try:
+        await db.execute("UPDATE users SET balance = balance + 1 WHERE id = $1", user)
+    finally:
+        await db.close()
+
+
+async def test_the_audit_of_a_real_system_passes_then_finds_a_planted_error(shop: Shop) -> None:
+    user = await settle_some_purchases(shop)
+
+    clean = await shop.ok("GET", "/audit")
+    code, printed = await run_audit_command(shop)
+    assert clean["ok"], clean["violations"]
+    assert (code, printed.splitlines()[0][:8]) == (0, "audit ok")
+
+    await give_away_money(shop, user)
+    found = await shop.ok("GET", "/audit")
+    code, printed = await run_audit_command(shop)
+
+    planted = f"money: user {user}: opening 5000 != balance 1001 + held or used 4000 (off by -1)"
+    assert planted in found["violations"]
+    assert code == 1
+    assert planted in printed
