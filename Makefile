@@ -1,16 +1,20 @@
 # Two commands on a bare machine (Python >= 3.11 and make): `make run` and `make test`.
+# `make chaos` runs the chaos runs (CI runs them too, in a step of their own).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test chaos lint clean
 
 run: $(STAMP)
 	$(BIN)/python run.py $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
+
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sagashop tests bench run.py

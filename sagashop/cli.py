@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
-from sagashop import audit, config
+import sagashop.audit as audit
+import sagashop.config as config
 from sagashop.bootstrap import running_node
 from sagashop.chaos import run as chaos
 from sagashop.embedded_redis import NoRedisServer, embedded_redis

@@ -32,7 +32,22 @@ SYSTEMS = [
     for bus in TRANSPORTS
     for backend, marks in (("sqlite", ()), ("postgres", pytest.mark.postgres))
 ]
-"""Every scenario runs on each database and each bus transport."""
+"""Every database and bus transport: a scenario where both matter runs on each."""
+
+
+def on_systems(*ids: str) -> pytest.MarkDecorator:
+    """Run the `shop` (or `cluster_settings`) of a module or test only on these systems, for
+    scenarios where the database or the transport does not matter (or only one of them does)."""
+    chosen = [system for system in SYSTEMS if system.id in ids]
+    assert len(chosen) == len(ids), f"unknown system among {ids}"
+    return pytest.mark.parametrize("shop", chosen, indirect=True, scope="module")
+
+
+def with_cluster_on(*ids: str) -> pytest.MarkDecorator:
+    """`on_systems` for the processes of a cluster test."""
+    chosen = [system for system in SYSTEMS if system.id in ids]
+    return pytest.mark.parametrize("cluster_settings", chosen, indirect=True)
+
 
 T = TypeVar("T")
 TERMINAL = {"COMPLETED", "CANCELLED"}
@@ -46,17 +61,23 @@ async def eventually(
     probe: Callable[[], Awaitable[T]],
     accept: Callable[[T], bool] = bool,
     within: float = 30.0,
-    interval: float = 0.05,
+    first_wait: float = 0.01,
+    longest_wait: float = 0.5,
 ) -> T:
-    """Probe until `accept` says yes; fail with the last value once the deadline passes."""
-    deadline = asyncio.get_running_loop().time() + within
+    """Probe until `accept` says yes; fail with the last value once the deadline passes.
+
+    The wait between probes grows (by half each time, up to `longest_wait`), so a long wait
+    does not hammer the system it is waiting for."""
+    loop = asyncio.get_running_loop()
+    deadline, wait = loop.time() + within, first_wait
     while True:
         value = await probe()
         if accept(value):
             return value
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() > deadline:
             raise AssertionError(f"condition not reached within {within}s; last value: {value!r}")
-        await asyncio.sleep(interval)
+        await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
+        wait = min(wait * 1.5, longest_wait)
 
 
 def make_settings(

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sagashop import audit
+import sagashop.audit as audit
 from sagashop.errors import Unavailable
 from sagashop.events import new_id
 from sagashop.http.bodies import (

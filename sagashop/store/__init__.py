@@ -45,13 +45,17 @@ class Store:
             raise RuntimeError("another Store is open in this process; close it first")
         release_the_connection_when_begin_fails()
         Store._open = self
-        for url in self.urls.values():
-            _make_sqlite_directory(url)
-        # Tortoise caches each table's SQL keyed by connection name and table, not by dialect:
-        # a store opened after one on another database must not reuse it.
-        EXECUTOR_CACHE.clear()
-        await self.tortoise.init(config=self._config())
-        await self.tortoise.generate_schemas(safe=True)
+        try:
+            for url in self.urls.values():
+                _make_sqlite_directory(url)
+            # Tortoise caches each table's SQL keyed by connection name and table, not by
+            # dialect: a store opened after one on another database must not reuse it.
+            EXECUTOR_CACHE.clear()
+            await self.tortoise.init(config=self._config())
+            await self.tortoise.generate_schemas(safe=True)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         await self.tortoise.close_connections()

@@ -15,6 +15,7 @@ from sagashop.transport import TRANSPORTS
 PLAN = chaos.Plan(purchases=2_000, kills=4)
 
 
+@pytest.mark.chaos
 @pytest.mark.parametrize("bus", TRANSPORTS)
 async def test_no_purchase_is_lost_and_nothing_is_created_or_destroyed_under_chaos(
     bus: str, tmp_path: Path

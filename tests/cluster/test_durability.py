@@ -56,6 +56,7 @@ async def streams_shop(redis_url: str, tmp_path: Path) -> AsyncIterator[Shop]:
         None,
         bus="streams",
         services=tuple(WITHOUT_PAYMENT.split(",")),
+        reclaim_idle=1.0,
         **PATIENT,
     )
     async with started_shop(settings) as shop:

@@ -16,7 +16,7 @@ from pathlib import Path
 from sagashop.bootstrap import running_node
 from sagashop.config import Settings
 from tests.cluster.processes import cluster
-from tests.support import Ledger, emitted
+from tests.support import Ledger, emitted, with_cluster_on
 
 
 async def test_two_replicas_share_the_work_and_oversell_nothing(
@@ -49,6 +49,7 @@ async def test_two_replicas_share_the_work_and_oversell_nothing(
             assert "reserved" in process.log_text(), f"{process.name} took no saga step"
 
 
+@with_cluster_on("sqlite-pubsub", "sqlite-streams")  # asks and events cross on the transport
 async def test_services_split_over_processes_answer_every_endpoint(
     cluster_settings: Settings, tmp_path: Path
 ) -> None:

@@ -10,7 +10,10 @@ import sys
 import asyncpg
 
 from sagashop.config import to_flags
-from tests.support import Shop
+from tests.support import Shop, on_systems
+
+# The audit reads each database; the transport only carries its questions.
+pytestmark = on_systems("sqlite-pubsub", "postgres-pubsub")
 
 
 async def run_audit_command(shop: Shop) -> tuple[int, str]:

@@ -11,7 +11,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support import Ledger, Shop
+from tests.support import Ledger, Shop, on_systems
+
+# Each database and each transport once; test_concurrency runs the full matrix.
+pytestmark = on_systems("sqlite-pubsub", "postgres-streams")
 
 SEED = 20261124
 PURCHASES = 320

@@ -3,6 +3,9 @@
 A redelivered event makes its step publish its recorded outcome again, so that losses further
 down heal; that only ends if no event can lead back to itself. These tests keep it so, and keep
 every failure undone newest first.
+
+The derivation lives in `tests.topology`, where the system tests read what to expect; the chains
+are spelled out literally here, and only here, as the specification it must meet.
 """
 
 from __future__ import annotations
@@ -12,27 +15,7 @@ from itertools import pairwise
 
 from sagashop.actors import SERVICES
 from sagashop.events import EventName as E
-
-# Emitted by the order service's commands rather than by a step: place_order starts a saga,
-# and the deadline sweep starts the undoing of one that took too long.
-STARTS = {E.ORDER_CREATED, E.ORDER_EXPIRED}
-
-
-def followers() -> dict[E, set[E]]:
-    graph: dict[E, set[E]] = {name: set() for name in E}
-    for service in SERVICES:
-        for step in service.steps:
-            for handled in step.on:
-                graph[handled] |= step.emits
-    return graph
-
-
-def chain_from(start: E) -> list[E]:
-    """Follow an event through the steps that handle it, while that path is a single one."""
-    path, graph = [start], followers()
-    while len(graph[path[-1]]) == 1:
-        path.append(next(iter(graph[path[-1]])))
-    return path
+from tests.topology import STARTS, chain_from, followers, happy_path
 
 
 def test_no_event_leads_back_to_itself() -> None:
@@ -50,31 +33,30 @@ def test_every_event_is_emitted_by_someone_and_handled_by_someone() -> None:
     assert handled == set(E)
 
 
-def test_the_happy_path_reaches_completion() -> None:
-    forward = [
-        E.ORDER_CREATED,
-        E.BALANCE_RESERVED,
-        E.INVENTORY_RESERVED,
-        E.ITEM_RESERVED,
-        E.PAYMENT_PROCESSED,
-        E.ORDER_COMPLETED,
-    ]
-    graph = followers()
-    for cause, effect in pairwise(forward):
-        assert effect in graph[cause]
-
-
+FORWARD = [
+    E.ORDER_CREATED,
+    E.BALANCE_RESERVED,
+    E.INVENTORY_RESERVED,
+    E.ITEM_RESERVED,
+    E.PAYMENT_PROCESSED,
+    E.ORDER_COMPLETED,
+]
+SETTLING = [E.BALANCE_SPENT, E.INVENTORY_FILLED, E.ITEM_SOLD, E.NOTIFICATION_SENT]
 TOLD = [E.ORDER_CANCELLED, E.NOTIFICATION_SENT]
 
 
+def test_the_happy_path_reaches_completion() -> None:
+    graph = followers()
+    for cause, effect in pairwise(FORWARD):
+        assert effect in graph[cause]
+
+
 def test_a_completed_order_settles_step_by_step_and_the_user_is_told() -> None:
-    assert chain_from(E.ORDER_COMPLETED) == [
-        E.ORDER_COMPLETED,
-        E.BALANCE_SPENT,
-        E.INVENTORY_FILLED,
-        E.ITEM_SOLD,
-        E.NOTIFICATION_SENT,
-    ]
+    assert chain_from(E.ORDER_COMPLETED) == [E.ORDER_COMPLETED, *SETTLING]
+
+
+def test_the_derived_happy_path_runs_forward_then_settles() -> None:
+    assert happy_path() == [*FORWARD, *SETTLING]
 
 
 def test_each_failure_is_undone_newest_first_and_the_user_is_told() -> None:

@@ -1,0 +1,184 @@
+"""The order service opens an order once per id, ends it once, and, past its deadline, cancels
+it and owes its undoing; `ask` reaches the user and item services in this process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sagashop.actors.order import Deadlines
+from sagashop.errors import Conflict, NotFound
+from sagashop.events import EventName, new_id
+from sagashop.requests import Request
+from sagashop.saga import Service
+from tests.store.harness import Purchase, Steps
+
+PLACE = Request.PLACE_ORDER
+
+
+async def place(
+    steps: Steps, purchase: Purchase, quantity: int | None = None, order: Service | None = None
+) -> dict[str, Any]:
+    """Place the purchase's order (its quantity unless told otherwise) as `POST /orders` does."""
+    placing = (order or steps.services["order"]).commands[PLACE]
+    placed: dict[str, Any] = await steps.within(
+        placing(
+            order_id=purchase.order_id,
+            user_id=purchase.user_id,
+            item_id=purchase.item_id,
+            quantity=purchase.created.quantity if quantity is None else quantity,
+        )
+    )
+    return placed
+
+
+async def order_view(steps: Steps, purchase: Purchase) -> dict[str, Any]:
+    view: dict[str, Any] = await steps.query("order", Request.GET_ORDER, order_id=purchase.order_id)
+    return view
+
+
+async def test_placing_an_order_prices_it_opens_it_and_emits_order_created(
+    steps: Steps,
+) -> None:
+    purchase = await steps.purchase(price=1_500, quantity=3)
+
+    placed = await place(steps, purchase)
+
+    assert (placed["id"], placed["status"], placed["owes"]) == (
+        purchase.order_id,
+        "PENDING",
+        "outcome",
+    )
+    assert (placed["unitPrice"], placed["totalAmount"], placed["quantity"]) == (1_500, 4_500, 3)
+    [(record_id, created)] = await steps.unpublished("order", purchase.order_id)
+    assert (created.name, created.amount, created.quantity) == (EventName.ORDER_CREATED, 4_500, 3)
+    assert (created.user_id, created.item_id) == (purchase.user_id, purchase.item_id)
+    assert await steps.taken("order", purchase.order_id) == [("create", "order.created")]
+    assert record_id == (await steps.step_rows("order", purchase.order_id))[0].id
+
+
+async def test_placing_the_same_order_again_answers_the_first_and_opens_nothing(
+    steps: Steps,
+) -> None:
+    purchase = await steps.purchase(price=1_000, quantity=2)
+    first = await place(steps, purchase)
+
+    again = await place(steps, purchase)
+
+    assert again == first
+    assert await steps.taken("order", purchase.order_id) == [("create", "order.created")]
+    with pytest.raises(Conflict, match="placed before with another user, item or quantity"):
+        await place(steps, purchase, quantity=5)
+    assert (await order_view(steps, purchase))["quantity"] == 2
+
+
+async def test_an_order_for_an_unknown_user_is_not_opened(steps: Steps) -> None:
+    purchase = await steps.purchase()
+    stranger = Purchase(new_id(), purchase.item_id, purchase.created)
+
+    with pytest.raises(NotFound, match="no user with id"):
+        await place(steps, stranger)
+
+    assert await steps.taken("order", purchase.order_id) == []
+    with pytest.raises(NotFound, match="no order with id"):
+        await order_view(steps, purchase)
+
+
+async def test_a_payment_completes_a_pending_order_once_and_a_second_replays(
+    steps: Steps,
+) -> None:
+    purchase = await steps.purchase(price=600, quantity=2)
+    await place(steps, purchase)
+
+    completed = await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+    view = await order_view(steps, purchase)
+    again = await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+
+    assert completed is not None
+    assert (completed.name, completed.amount) == (EventName.ORDER_COMPLETED, 1_200)
+    assert again == completed
+    assert (view["status"], view["owes"], view["failureReason"]) == (
+        "COMPLETED",
+        "settling",
+        None,
+    )
+    assert await order_view(steps, purchase) == view, "the replay changed nothing"
+    assert await steps.taken("order", purchase.order_id) == [
+        ("create", "order.created"),
+        ("complete", "order.completed"),
+    ]
+
+
+async def test_a_rejection_cancels_a_pending_order_with_its_reason(steps: Steps) -> None:
+    purchase = await steps.purchase()
+    await place(steps, purchase)
+    reason = "user: balance too low: has 10, needs 1000"
+
+    cancelled = await steps.take("order", purchase.then(EventName.BALANCE_REJECTED, reason))
+
+    assert cancelled is not None
+    assert (cancelled.name, cancelled.reason) == (EventName.ORDER_CANCELLED, reason)
+    view = await order_view(steps, purchase)
+    assert (view["status"], view["failureReason"], view["owes"]) == (
+        "CANCELLED",
+        reason,
+        "settling",
+    )
+
+
+async def test_a_rejection_after_completion_changes_nothing(steps: Steps) -> None:
+    purchase = await steps.purchase()
+    await place(steps, purchase)
+    await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+
+    late = await steps.take("order", purchase.then(EventName.BALANCE_RELEASED, "too late"))
+
+    assert late is None
+    view = await order_view(steps, purchase)
+    assert (view["status"], view["failureReason"]) == ("COMPLETED", None)
+
+
+async def test_telling_the_user_closes_the_order_so_nothing_is_owed(steps: Steps) -> None:
+    purchase = await steps.purchase()
+    await place(steps, purchase)
+    await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+
+    closed = await steps.take("order", purchase.then(EventName.NOTIFICATION_SENT))
+
+    assert closed is None
+    view = await order_view(steps, purchase)
+    assert (view["status"], view["owes"], view["retryAt"]) == ("COMPLETED", None, None)
+
+
+async def test_an_order_past_its_deadline_is_cancelled_once_and_owes_its_undoing(
+    steps: Steps,
+) -> None:
+    hasty = steps.bind("order", Deadlines(saga=0.0, first_nudge=0.0))
+    purchase = await steps.purchase(price=400)
+    await place(steps, purchase, order=hasty)
+
+    swept = await steps.within(hasty.periodic["sweep"]())
+    view = await order_view(steps, purchase)
+    late = await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+
+    assert swept.get("expired") == 1
+    assert (view["status"], view["owes"], view["failureReason"]) == (
+        "CANCELLED",
+        "undoing",
+        "order: no outcome within the 0s deadline",
+    )
+    assert late is None, "a payment after the deadline completes nothing"
+    [expired] = [e for _, e in await steps.unpublished("order", purchase.order_id)][1:]
+    assert (expired.name, expired.amount) == (EventName.ORDER_EXPIRED, 400)
+    assert await steps.taken("order", purchase.order_id) == [
+        ("create", "order.created"),
+        ("expire", "order.expired"),
+        ("complete", None),
+    ]
+
+    # the user's money back ends the undoing: the settling is owed now
+    given_back = await steps.take("order", purchase.then(EventName.BALANCE_RELEASED))
+    assert given_back is not None
+    assert given_back.name is EventName.ORDER_CANCELLED
+    assert (await order_view(steps, purchase))["owes"] == "settling"

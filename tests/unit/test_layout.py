@@ -1,0 +1,66 @@
+"""The layout tells the architecture, and these keep it so: no import cycle, `actors/` holds the
+six services and nothing else, and only the store knows the database driver's errors."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import TopologicalSorter
+from pathlib import Path
+
+import sagashop
+from sagashop.actors import SERVICE_NAMES
+
+PACKAGE = Path(sagashop.__file__).parent
+
+
+def modules() -> dict[str, ast.Module]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts).removesuffix(".__init__")
+        found[name] = ast.parse(path.read_text())
+    return found
+
+
+def imported(tree: ast.Module, known: dict[str, ast.Module]) -> set[str]:
+    """The sagashop modules a module imports (a name imported from a package counts as its
+    module when it is one)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return {name for name in names if name in known}
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    known = modules()
+    graph = {name: imported(tree, known) - {name} for name, tree in known.items()}
+    TopologicalSorter(graph).prepare()  # raises CycleError naming the cycle
+
+
+def test_no_import_hides_behind_type_checking() -> None:
+    hiding = [name for name, tree in modules().items() if "TYPE_CHECKING" in ast.dump(tree)]
+    assert hiding == []
+
+
+def test_actors_holds_the_six_services_and_nothing_else() -> None:
+    files = {path.stem for path in (PACKAGE / "actors").glob("*.py")} - {"__init__"}
+    assert files == set(SERVICE_NAMES)
+
+
+def test_only_the_store_knows_the_database_drivers() -> None:
+    known = modules()
+    drivers = {"asyncpg", "tortoise.exceptions", "aiosqlite"}
+    knowing = sorted(
+        name
+        for name, tree in known.items()
+        if any(
+            (isinstance(node, ast.ImportFrom) and node.module in drivers)
+            or (isinstance(node, ast.Import) and {a.name for a in node.names} & drivers)
+            for node in ast.walk(tree)
+        )
+    )
+    assert knowing == ["sagashop.store.errors"]
