@@ -1,11 +1,13 @@
 """What one purchase costs: SQL statements, and time from POST /orders until nothing is owed.
 
-    .venv/bin/python bench/saga_cost.py [--purchases 20] [--database-url postgres://…]
+    .venv/bin/python bench/saga_cost.py [--purchases 20] [--together 500] [--database-url …]
 
 Starts the whole system in this process (embedded Redis, SQLite files in a temporary directory
-unless --database-url is given), places purchases one at a time and prints the figures. The
-statements are counted from Tortoise's query log while nothing polls; the latency is measured
-separately, polling the order every 5 ms.
+unless --database-url is given) and prints the figures. The statements are counted from
+Tortoise's query log while nothing polls: once with purchases placed one at a time (each saga
+alone, so every step is a batch of one), once with `--together` purchases placed at once (the
+steps batched as they are under load). The latency is measured separately, one purchase at a
+time, polling the order every 5 ms.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,10 @@ class StatementCounter(logging.Handler):
         super().__init__()
         self.verbs: Counter[str] = Counter()
 
+    @property
+    def total(self) -> int:
+        return sum(self.verbs.values())
+
     def emit(self, record: logging.LogRecord) -> None:
         words = record.getMessage().split(None, 1)
         if words and words[0].upper() in SQL_VERBS:
@@ -46,44 +54,82 @@ async def post(client: TestClient, path: str, body: dict[str, Any]) -> Any:
         return await response.json()
 
 
+async def new_buyer(client: TestClient, item: str) -> dict[str, Any]:
+    """An order's body, for a user of its own."""
+    user = (await post(client, "/users", {"username": "bench", "balance": 10**9}))["id"]
+    return {"userId": user, "itemId": item, "quantity": 1}
+
+
 async def closed(client: TestClient, order_id: str) -> None:
     while True:
         async with client.get(f"/orders/{order_id}") as response:
-            if (await response.json())["owes"] is None:
+            order = await response.json()
+            if order["owes"] is None:
+                assert order["status"] == "COMPLETED", order
                 return
         await asyncio.sleep(0.005)
 
 
-async def measure(settings: Settings, purchases: int) -> dict[str, Any]:
+async def measure(settings: Settings, purchases: int, together: int) -> dict[str, Any]:
     app = create_app(settings)
     async with TestServer(app) as server, TestClient(server) as client:
-        user = (await post(client, "/users", {"username": "bench", "balance": 10**9}))["id"]
         item = (await post(client, "/items", {"name": "bench", "price": 1, "stock": 10**6}))["id"]
-        order = {"userId": user, "itemId": item, "quantity": 1}
-        await closed(client, (await post(client, "/orders", order))["id"])  # warm up
+        # A user per purchase: a bag holds 20 items, and a purchase that does not fit is
+        # cancelled half-way, which costs less than one that completes.
+        buyers = [await new_buyer(client, item) for _ in range(1 + 2 * purchases + together)]
+        await closed(client, (await post(client, "/orders", buyers.pop()))["id"])  # warm up
 
-        counter = StatementCounter()
-        queries = logging.getLogger("tortoise.db_client")
-        level = queries.level
-        queries.setLevel(logging.DEBUG)
-        queries.addHandler(counter)
-        for _ in range(purchases):
-            await post(client, "/orders", order)
-            await asyncio.sleep(1.0)  # no polling while counting; a saga takes far less
-        queries.removeHandler(counter)
-        queries.setLevel(level)
+        with counting() as alone:
+            for _ in range(purchases):
+                await post(client, "/orders", buyers.pop())
+                await asyncio.sleep(1.0)  # no polling while counting; a saga takes far less
+        with counting() as under_load:
+            await asyncio.gather(*(post(client, "/orders", buyers.pop()) for _ in range(together)))
+            await quiet(under_load)
 
         latencies = []
         for _ in range(purchases):
             started = time.perf_counter()
-            await closed(client, (await post(client, "/orders", order))["id"])
+            placed = await post(client, "/orders", buyers.pop())
+            await closed(client, placed["id"])
             latencies.append(time.perf_counter() - started)
-    return {"verbs": counter.verbs, "latencies": latencies}
+    return {"alone": alone.verbs, "together": under_load.verbs, "latencies": latencies}
+
+
+@contextmanager
+def counting() -> Iterator[StatementCounter]:
+    counter = StatementCounter()
+    queries = logging.getLogger("tortoise.db_client")
+    level = queries.level
+    queries.setLevel(logging.DEBUG)
+    queries.addHandler(counter)
+    try:
+        yield counter
+    finally:
+        queries.removeHandler(counter)
+        queries.setLevel(level)
+
+
+async def quiet(counter: StatementCounter) -> None:
+    """Until no statement ran for a second: every saga has ended (nothing is read meanwhile)."""
+    seen = -1
+    while seen != counter.total:
+        seen = counter.total
+        await asyncio.sleep(1.0)
+
+
+def print_statements(how: str, verbs: Counter[str], purchases: int) -> None:
+    per = {verb: n / purchases for verb, n in sorted(verbs.items())}
+    print(
+        f"SQL statements per purchase, {how}: {sum(per.values()):.1f} "
+        f"({', '.join(f'{n:.1f} {verb}' for verb, n in per.items())})"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--purchases", type=int, default=20)
+    parser.add_argument("--together", type=int, default=500)
     parser.add_argument("--database-url")
     parser.add_argument("--bus", default="pubsub", choices=["pubsub", "streams"])
     args = parser.parse_args()
@@ -97,13 +143,10 @@ def main() -> None:
             payment_failure_rate=0.0,
             port=0,
         )
-        figures = asyncio.run(measure(settings, args.purchases))
-    verbs, latencies = figures["verbs"], sorted(figures["latencies"])
-    per = {verb: n / args.purchases for verb, n in sorted(verbs.items())}
-    print(
-        f"SQL statements per purchase: {sum(per.values()):.0f} "
-        f"({', '.join(f'{n:.0f} {verb}' for verb, n in per.items())})"
-    )
+        figures = asyncio.run(measure(settings, args.purchases, args.together))
+    latencies = sorted(figures["latencies"])
+    print_statements("one at a time", figures["alone"], args.purchases)
+    print_statements(f"{args.together} at once", figures["together"], args.together)
     print(
         f"POST /orders until nothing is owed, {len(latencies)} purchases one at a time: "
         f"median {statistics.median(latencies) * 1000:.0f} ms, "

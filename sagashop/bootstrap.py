@@ -36,6 +36,7 @@ from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
 from sagashop.transport.protocol import Done
 from sagashop.transport.requests import Requests
+from sagashop.vitals import LoopLag
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Node:
         self.services: dict[str, Service] = {}
         self.step_logs: dict[str, StepLog] = {}
         self.actors: dict[str, Any] = {}
+        self.lag = LoopLag()
         self._relay_task: asyncio.Task[None] | None = None
         self._periodic: list[asyncio.Task[None]] = []
         self._loop: LoopBridge | None = None
@@ -86,6 +88,7 @@ class Node:
         for name in self.settings.services:
             self._start_service(self.catalogue[name])
         self._relay_task = self.loop.spawn(self.relay.run(list(self.step_logs.values())))
+        self._periodic.append(asyncio.create_task(self.lag.watch()))
         await self.requests.start(list(self.services), self.dispatch)
         handled = {name: service.events for name, service in self.services.items()}
         await self.events.start(handled, self._receive)
@@ -169,11 +172,14 @@ class Node:
         await asyncio.gather(*drained)
         await asyncio.gather(*(asyncio.to_thread(actor.stop) for actor in self.actors.values()))
 
-    async def ask(self, service: str, request: str, args: Mapping[str, Any]) -> Any:
-        """Ask a service, in this process or another: the answer is the same."""
+    async def ask(
+        self, service: str, request: str, args: Mapping[str, Any], patience: float = 0.0
+    ) -> Any:
+        """Ask a service, in this process or another: the answer is the same. `patience`: how
+        much longer than usual a request that itself waits may take."""
         if service in self.services:
             return await self.dispatch(service, request, dict(args))
-        return await self.requests.ask(service, request, args)
+        return await self.requests.ask(service, request, args, patience)
 
     async def dispatch(self, service: str, request: str, args: dict[str, Any]) -> Any:
         """Answer a request to one of this process's services. Queries run straight on the loop;

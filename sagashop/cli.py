@@ -1,10 +1,11 @@
-"""The command line: serve (the default), audit, chaos. `run.py` and `python -m sagashop` call
-`main`.
+"""The command line: serve (the default), audit, chaos, bench. `run.py` and `python -m sagashop`
+call `main`.
 
     python run.py                        everything in one process, on http://127.0.0.1:3000
     python run.py --services order,user  a subset; run the rest elsewhere on the same Redis
     python run.py audit                  check the books of a running system; exit 1 if off
     python run.py chaos                  purchases under faults, ending with the audit
+    python run.py bench                  purchases through the front door, then the figures
     python run.py COMMAND --help         every setting, with its environment variable
 """
 
@@ -22,6 +23,8 @@ from aiohttp import web
 
 import sagashop.audit as audit
 import sagashop.config as config
+from sagashop.actors import SERVICE_NAMES
+from sagashop.bench import run as bench
 from sagashop.bootstrap import running_node
 from sagashop.chaos import run as chaos
 from sagashop.embedded_redis import NoRedisServer, embedded_redis
@@ -72,6 +75,7 @@ COMMANDS = {
     "serve": Command(serve),
     "audit": Command(check_books),
     "chaos": Command(chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False),
+    "bench": Command(bench.command, bench.add_arguments, bench.DEFAULTS, needs_redis=False),
 }
 
 
@@ -89,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = config.load(args, defaults=command.defaults)
     except ValueError as error:
         parser.error(str(error))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     if not command.needs_redis:
         return command.run(settings, args)
     try:
@@ -100,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     except NoRedisServer as error:
         log.error("%s", error)
         return 1
+
+
+def configure_logging(settings: config.Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    if settings.log_steps:
+        for service in SERVICE_NAMES:
+            logging.getLogger(f"sagashop.{service}").setLevel(logging.DEBUG)
 
 
 @contextmanager

@@ -29,6 +29,7 @@ class Settings:
     payment_failure_rate: float = 0.1
     payment_seed: int | None = None
     log_level: str = "INFO"
+    log_steps: bool = False
     bus: str = "pubsub"
     saga_deadline: float = 30.0
     nudge_after: float = 5.0
@@ -76,6 +77,13 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _switch(value: str) -> bool:
+    words = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
+    if value.lower() not in words:
+        raise ValueError(f"{value!r} is not on or off")
+    return words[value.lower()]
+
+
 def _bus(value: str) -> str:
     if value not in TRANSPORTS:
         raise ValueError(f"{value!r} is not one of {', '.join(TRANSPORTS)}")
@@ -118,6 +126,13 @@ _SOURCES: dict[str, Source] = {
         "--payment-seed", "PAYMENT_SEED", "makes the mock's declines repeatable", int
     ),
     "log_level": Source("--log-level", "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str.upper),
+    "log_steps": Source(
+        "--log-steps",
+        "LOG_STEPS",
+        "on: one line per saga step (off by default: it costs time at speed, and each order's "
+        "timeline keeps the same facts)",
+        _switch,
+    ),
     "bus": Source(
         "--bus", "BUS", "how events travel: pubsub, or streams (kept until handled)", _bus
     ),

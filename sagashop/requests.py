@@ -10,6 +10,7 @@ from enum import StrEnum
 class Request(StrEnum):
     PLACE_ORDER = "place_order"
     GET_ORDER = "get_order"
+    GET_ORDER_STATUS = "get_order_status"
     LIST_USER_ORDERS = "list_user_orders"
     CREATE_USER = "create_user"
     GET_USER = "get_user"

@@ -24,6 +24,7 @@ from sagashop.store.inventory import (
     SlotReservation,
 )
 from sagashop.store.render import as_json
+from sagashop.store.rows import insert_new
 
 log = logging.getLogger("sagashop.inventory")
 
@@ -38,27 +39,36 @@ def refusal(free: int, quantity: int) -> str | None:
 
 
 async def reserve_slots(event: Event) -> Event:
-    if await SlotReservation.closed(event.order_id):
+    if not await SlotReservation.hold(
+        event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
+    ):
         return event.follow(
             EventName.INVENTORY_REJECTED, "inventory: the order was cancelled first"
         )
-    await Bag.get_or_create(
-        user_id=event.user_id, defaults={"capacity": BAG_SLOTS, "free": BAG_SLOTS}
-    )
-    taken = await Bag.filter(user_id=event.user_id, free__gte=event.quantity).update(
-        free=F("free") - event.quantity
-    )
-    if not taken:
+    if not await _take_slots(event.user_id, event.quantity):
+        await SlotReservation.unhold(event.order_id)
         bag = await Bag.get(user_id=event.user_id)
         reason = reason_or_retry(refusal(bag.free, event.quantity))
         return event.follow(EventName.INVENTORY_REJECTED, f"inventory: {reason}")
-    await SlotReservation.hold(
-        event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
-    )
-    log.info(
+    log.debug(
         "order %s: reserved %d slots of user %s", event.order_id, event.quantity, event.user_id
     )
     return event.follow(EventName.INVENTORY_RESERVED)
+
+
+async def _take_slots(user_id: str, quantity: int) -> bool:
+    """Take free slots of the user's bag, giving them one on their first purchase."""
+    if await _take_free(user_id, quantity):
+        return True
+    new_bag = Bag(user_id=user_id, capacity=BAG_SLOTS, free=BAG_SLOTS)
+    return bool(await insert_new(Bag._meta.db, [new_bag], ("user_id",))) and await _take_free(
+        user_id, quantity
+    )
+
+
+async def _take_free(user_id: str, quantity: int) -> bool:
+    taken = await Bag.filter(user_id=user_id, free__gte=quantity).update(free=F("free") - quantity)
+    return bool(taken)
 
 
 async def free_slots(event: Event) -> Event:
@@ -67,20 +77,28 @@ async def free_slots(event: Event) -> Event:
     )
     if held is not None:
         await Bag.filter(user_id=held.user_id).update(free=F("free") + held.quantity)
-        log.info("order %s: freed %d slots of user %s", event.order_id, held.quantity, held.user_id)
+        log.debug(
+            "order %s: freed %d slots of user %s", event.order_id, held.quantity, held.user_id
+        )
     return event.follow(EventName.INVENTORY_RELEASED)
 
 
 async def fill_slots(event: Event) -> Event:
-    held = await SlotReservation.confirm(event.order_id)
-    if held is not None:
-        await BagItem.get_or_create(
-            user_id=held.user_id, item_id=held.item_id, defaults={"quantity": 0}
-        )
-        await BagItem.filter(user_id=held.user_id, item_id=held.item_id).update(
-            quantity=F("quantity") + held.quantity
-        )
+    """The slots this order held get its items (the event carries what the reservation was
+    made from: the same user, item and quantity)."""
+    if await SlotReservation.confirm(event.order_id):
+        await _put_in_bag(event.user_id, event.item_id, event.quantity)
     return event.follow(EventName.INVENTORY_FILLED)
+
+
+async def _put_in_bag(user_id: str, item_id: str, quantity: int) -> None:
+    """Add to the user's pile of this item, starting one if it is their first."""
+    while not await BagItem.filter(user_id=user_id, item_id=item_id).update(
+        quantity=F("quantity") + quantity
+    ):
+        pile = BagItem(user_id=user_id, item_id=item_id, quantity=quantity)
+        if await insert_new(BagItem._meta.db, [pile], ("id",)):
+            return
 
 
 async def get_inventory(user_id: str) -> dict[str, Any]:

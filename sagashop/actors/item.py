@@ -36,16 +36,18 @@ def refusal(item: Stocked | None, quantity: int) -> str | None:
 
 
 async def reserve_stock(event: Event) -> Event:
-    if await StockReservation.closed(event.order_id):
+    if not await StockReservation.hold(
+        event.order_id, item_id=event.item_id, quantity=event.quantity
+    ):
         return event.follow(EventName.ITEM_REJECTED, "item: the order was cancelled first")
     taken = await Item.filter(id=event.item_id, stock__gte=event.quantity).update(
         stock=F("stock") - event.quantity
     )
     if not taken:
+        await StockReservation.unhold(event.order_id)
         reason = reason_or_retry(refusal(await Item.get_or_none(id=event.item_id), event.quantity))
         return event.follow(EventName.ITEM_REJECTED, f"item: {reason}")
-    await StockReservation.hold(event.order_id, item_id=event.item_id, quantity=event.quantity)
-    log.info("order %s: reserved %d of item %s", event.order_id, event.quantity, event.item_id)
+    log.debug("order %s: reserved %d of item %s", event.order_id, event.quantity, event.item_id)
     return event.follow(EventName.ITEM_RESERVED)
 
 
@@ -55,7 +57,7 @@ async def restock(event: Event) -> Event:
     )
     if held is not None:
         await Item.filter(id=held.item_id).update(stock=F("stock") + held.quantity)
-        log.info("order %s: put back %d of item %s", event.order_id, held.quantity, held.item_id)
+        log.debug("order %s: put back %d of item %s", event.order_id, held.quantity, held.item_id)
     return event.follow(EventName.ITEM_RELEASED)
 
 

@@ -30,7 +30,7 @@ async def notify(event: Event) -> Event:
     await Notification.create(
         order_id=event.order_id, user_id=event.user_id, kind=kind, message=message[:255]
     )
-    log.info("order %s: told user %s: %s", event.order_id, event.user_id, message)
+    log.debug("order %s: told user %s: %s", event.order_id, event.user_id, message)
     return event.follow(EventName.NOTIFICATION_SENT)
 
 

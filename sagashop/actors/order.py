@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sagashop.errors import Conflict
+from sagashop.errors import Conflict, NotFound
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
 from sagashop.saga import Service, StepLog, step
@@ -82,10 +82,10 @@ async def place_order(
         retry_at=opened + deadlines.wait(0),
     )
     await step_log.record(str(order.id), "create", "place_order", lambda: _open(order))
-    placed = await get_order(str(order.id))
+    placed = await get_order(str(order.id), step_log=step_log)
     if (placed["userId"], placed["itemId"], placed["quantity"]) != (user_id, item_id, quantity):
         raise Conflict(f"order {order_id} was placed before with another user, item or quantity")
-    log.info("order %s: %d x item %s for user %s", order.id, quantity, item_id, user_id)
+    log.debug("order %s: %d x item %s for user %s", order.id, quantity, item_id, user_id)
     return placed
 
 
@@ -110,16 +110,16 @@ async def complete_order(event: Event, *, deadlines: Deadlines) -> Event | None:
     ended = await _end(event.order_id, deadlines, status=OrderStatus.COMPLETED)
     if not ended:
         return None  # it expired meanwhile: the payment service refunds what it took
-    log.info("order %s: completed", event.order_id)
+    log.debug("order %s: completed", event.order_id)
     return event.follow(EventName.ORDER_COMPLETED)
 
 
 async def cancel_order(event: Event, *, deadlines: Deadlines) -> Event | None:
     """The user's money is back: cancel the order, or, if it expired, stop asking for that."""
     if await _end(event.order_id, deadlines, OrderStatus.CANCELLED, event.reason):
-        log.info("order %s: cancelled (%s)", event.order_id, event.reason)
+        log.debug("order %s: cancelled (%s)", event.order_id, event.reason)
     elif await _owed_next(event.order_id, Owed.UNDOING, Owed.SETTLING, deadlines):
-        log.info("order %s: everything it held is given back", event.order_id)
+        log.debug("order %s: everything it held is given back", event.order_id)
     else:
         return None
     return event.follow(EventName.ORDER_CANCELLED)
@@ -212,8 +212,50 @@ async def audit_facts() -> dict[str, Any]:
     return {"orders": await table(Order, *columns, *times)}
 
 
-async def get_order(order_id: str) -> dict[str, Any]:
-    return as_json(await found(Order, "order", order_id), "backoff")
+async def get_order(order_id: str, wait: float = 0.0, *, step_log: StepLog) -> dict[str, Any]:
+    """The order; with `wait`, once it has ended or `wait` seconds have passed."""
+
+    async def read() -> dict[str, Any]:
+        return as_json(await found(Order, "order", order_id), "backoff")
+
+    return await _once_ended(order_id, wait, step_log, read)
+
+
+async def get_order_status(
+    order_id: str, wait: float = 0.0, *, step_log: StepLog
+) -> dict[str, Any]:
+    """Only where the order stands: one small read, for clients that wait for the outcome."""
+
+    async def read() -> dict[str, Any]:
+        rows = await Order.filter(id=order_id).values("status", "failure_reason")
+        if not rows:
+            raise NotFound(f"no order with id {order_id}")
+        return {
+            "id": order_id,
+            "status": rows[0]["status"],
+            "failureReason": rows[0]["failure_reason"],
+        }
+
+    return await _once_ended(order_id, wait, step_log, read)
+
+
+async def _once_ended(
+    order_id: str,
+    wait: float,
+    step_log: StepLog,
+    read: Callable[[], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """What `read` finds once the order is no longer PENDING, or when `wait` runs out. It reads
+    again after each step the order takes here, never on a timer."""
+    loop = asyncio.get_running_loop()
+    give_up_at = loop.time() + wait
+    while True:
+        with step_log.watch.next_step(order_id) as stepped:
+            found_now = await read()
+            remaining = give_up_at - loop.time()
+            if found_now["status"] != OrderStatus.PENDING or remaining <= 0:
+                return found_now
+            await asyncio.wait([stepped], timeout=remaining)
 
 
 async def list_user_orders(user_id: str) -> dict[str, Any]:
@@ -243,6 +285,7 @@ SERVICE = Service(
     commands={Request.PLACE_ORDER: place_order},
     queries={
         Request.GET_ORDER: get_order,
+        Request.GET_ORDER_STATUS: get_order_status,
         Request.LIST_USER_ORDERS: list_user_orders,
         Request.AUDIT_FACTS: audit_facts,
     },

@@ -13,10 +13,11 @@ from typing import Any
 
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
-from sagashop.saga import Service, step
+from sagashop.saga import Contention, Service, step
 from sagashop.store.facts import table
 from sagashop.store.payment import Payment, PaymentDeadLetter, PaymentState, PaymentStep
 from sagashop.store.render import as_json, now
+from sagashop.store.rows import insert_new
 
 log = logging.getLogger("sagashop.payment")
 
@@ -36,13 +37,13 @@ class PaymentMock:
 
 
 async def charge(event: Event, *, payments: PaymentMock) -> Event:
-    if await Payment.exists(order_id=event.order_id):
+    declined = payments.declines(event.order_id)
+    state = PaymentState.DECLINED if declined else PaymentState.CAPTURED
+    if not await _record(event, state, "declined by the mock provider" if declined else None):
         return event.follow(EventName.PAYMENT_REJECTED, "payment: the order expired first")
-    if payments.declines(event.order_id):
-        await _record(event, PaymentState.DECLINED, "declined by the mock provider")
+    if declined:
         return event.follow(EventName.PAYMENT_REJECTED, "payment: declined by the mock provider")
-    await _record(event, PaymentState.CAPTURED)
-    log.info("order %s: charged %d to user %s", event.order_id, event.amount, event.user_id)
+    log.debug("order %s: charged %d to user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.PAYMENT_PROCESSED)
 
 
@@ -50,23 +51,29 @@ async def refund(event: Event) -> Event:
     """The order expired: give back what was charged, or void the charge if none came yet."""
     payment = await Payment.get_or_none(order_id=event.order_id)
     if payment is None:
-        await _record(event, PaymentState.VOIDED, "the order expired before it was charged")
+        voided = await _record(
+            event, PaymentState.VOIDED, "the order expired before it was charged"
+        )
+        if not voided:
+            raise Contention("the charge came in meanwhile: refund it")
     elif payment.state is PaymentState.CAPTURED:
         await Payment.filter(order_id=event.order_id, state=PaymentState.CAPTURED).update(
             state=PaymentState.REFUNDED, reason="the order expired", updated_at=now()
         )
-        log.info("order %s: refunded %d to user %s", event.order_id, event.amount, event.user_id)
+        log.debug("order %s: refunded %d to user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.PAYMENT_REFUNDED)
 
 
-async def _record(event: Event, state: PaymentState, reason: str | None = None) -> None:
-    await Payment.create(
+async def _record(event: Event, state: PaymentState, reason: str | None = None) -> bool:
+    """Record the payment unless the order has one already (voided when it expired)."""
+    payment = Payment(
         order_id=event.order_id,
         user_id=event.user_id,
         amount=event.amount,
         state=state,
         reason=reason,
     )
+    return bool(await insert_new(Payment._meta.db, [payment], ("order_id",)))
 
 
 async def configure(

@@ -39,17 +39,19 @@ def refusal(user: Payer | None, amount: int) -> str | None:
 
 
 async def reserve_balance(event: Event) -> Event:
-    if await BalanceReservation.closed(event.order_id):
+    if not await BalanceReservation.hold(
+        event.order_id, user_id=event.user_id, amount=event.amount
+    ):
         return event.follow(EventName.BALANCE_REJECTED, "user: the order was cancelled first")
     # The update is the check: two purchases can never both spend the same money.
     taken = await User.filter(id=event.user_id, active=True, balance__gte=event.amount).update(
         balance=F("balance") - event.amount
     )
     if not taken:
+        await BalanceReservation.unhold(event.order_id)
         reason = reason_or_retry(refusal(await User.get_or_none(id=event.user_id), event.amount))
         return event.follow(EventName.BALANCE_REJECTED, f"user: {reason}")
-    await BalanceReservation.hold(event.order_id, user_id=event.user_id, amount=event.amount)
-    log.info("order %s: reserved %d of user %s", event.order_id, event.amount, event.user_id)
+    log.debug("order %s: reserved %d of user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.BALANCE_RESERVED)
 
 
@@ -60,7 +62,7 @@ async def refund_balance(event: Event) -> Event:
     if held is not None:
         # Add back what was taken; never write back a remembered balance.
         await User.filter(id=held.user_id).update(balance=F("balance") + held.amount)
-        log.info("order %s: refunded %d to user %s", event.order_id, held.amount, held.user_id)
+        log.debug("order %s: refunded %d to user %s", event.order_id, held.amount, held.user_id)
     return event.follow(EventName.BALANCE_RELEASED)
 
 

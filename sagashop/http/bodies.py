@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Collection
 from typing import Annotated, TypeVar
@@ -89,6 +90,23 @@ def dead_letter_id(raw: str, services: Collection[str]) -> tuple[str, int]:
     if service not in services or not number.isdigit():
         raise NotFound(f"no dead letter {raw!r} (ids look like item-3)")
     return service, int(number)
+
+
+MAX_WAIT = 60.0
+
+
+def wait_seconds(request: web.Request) -> float:
+    """`?wait=SECONDS`: how long a read may wait for the order to end (0 to 60, default 0)."""
+    raw = request.query.get("wait", "0")
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = math.nan
+    if not 0.0 <= wait <= MAX_WAIT:
+        raise InvalidRequest(
+            f"wait is a number of seconds from 0 to {MAX_WAIT:g}, not {raw!r}", "wait"
+        )
+    return wait
 
 
 IDEMPOTENCY_KEYS = uuid.UUID("5a6a5f1e-2c1b-4f64-9a53-3b1f3c0d8e21")

@@ -20,9 +20,11 @@ from sagashop.http.bodies import (
     order_id_for,
     path_id,
     read_body,
+    wait_seconds,
 )
-from sagashop.http.context import NODE, ask
+from sagashop.http.context import NODE, ask, ask_waiting
 from sagashop.requests import Request
+from sagashop.vitals import memory
 
 routes = web.RouteTableDef()
 
@@ -96,10 +98,12 @@ async def place_order(request: web.Request) -> web.Response:
 @routes.get("/orders/{order_id}")
 async def get_order(request: web.Request) -> web.Response:
     """The order, its saga's steps so far across all services, and what each service holds.
-    A service that does not answer is named under "unavailable"; the rest is shown."""
+    A service that does not answer is named under "unavailable"; the rest is shown.
+    `?wait=SECONDS` answers once the order has ended, or when the wait is over."""
     order_id = path_id(request, "order_id", "order")
+    wait = wait_seconds(request)
     stateful = service_names(request, stateful=True)
-    order = await ask(request, "order", Request.GET_ORDER, order_id=order_id)
+    order = await ask_waiting(request, "order", Request.GET_ORDER, wait, order_id=order_id)
     (histories, silent), (states, quiet) = await asyncio.gather(
         ask_each(request, service_names(request), Request.TIMELINE, order_id=order_id),
         ask_each(request, stateful, Request.ORDER_STATE, order_id=order_id),
@@ -110,6 +114,16 @@ async def get_order(request: web.Request) -> web.Response:
     return web.json_response(
         {**order, "steps": steps, "services": services, "unavailable": unavailable}
     )
+
+
+@routes.get("/orders/{order_id}/status")
+async def get_order_status(request: web.Request) -> web.Response:
+    """Only the order's status and why it failed: the cheap read for a client waiting for the
+    outcome (with `?wait=SECONDS`, as for the whole order)."""
+    order_id = path_id(request, "order_id", "order")
+    wait = wait_seconds(request)
+    status = await ask_waiting(request, "order", Request.GET_ORDER_STATUS, wait, order_id=order_id)
+    return web.json_response(status)
 
 
 async def ask_each(
@@ -196,5 +210,12 @@ async def health(request: web.Request) -> web.Response:
         "duplicated": node.events.counts.duplicated,
     }
     return web.json_response(
-        {"status": "ok", "node": node.id, "services": list(node.services), "faults": faults}
+        {
+            "status": "ok",
+            "node": node.id,
+            "services": list(node.services),
+            "faults": faults,
+            "loop": {"maxLagMs": round(node.lag.longest * 1000, 1)},
+            "memory": memory(),
+        }
     )

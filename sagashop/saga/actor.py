@@ -1,13 +1,15 @@
-"""A service's actor: its mailbox, and the worker that takes its steps one message at a time.
+"""A service's actor: its mailbox, and the worker that takes its steps in batches.
 
 pykka gives each service a thread and a mailbox; the thread hands every piece of store work to
-the process's event loop (`LoopBridge`) and waits for it, retrying as `RetryPolicy` says.
+the process's event loop (`LoopBridge`) and waits for it, retrying as `RetryPolicy` says. Events
+waiting in the mailbox together are taken together: one trip to the loop, one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,13 +18,17 @@ import pykka
 
 from sagashop.events import Event
 from sagashop.requests import Request
-from sagashop.saga.declare import Service
+from sagashop.saga.declare import Service, Step
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.retry import RetryPolicy
 from sagashop.saga.steplog import StepLog
 from sagashop.store.errors import translated
 
 T = TypeVar("T")
+
+MAX_BATCH = 256
+"""Events taken in one transaction at most: enough to amortise it, few enough that a batch
+that must be taken again one at a time (see `StepLog.run_all`) costs little."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +56,29 @@ class Drain:
     reply: asyncio.Future[None]
 
 
+class Mailbox(queue.Queue[Any]):
+    """pykka's inbox (a queue of envelopes), which also hands out the events waiting at its
+    head, so that they are handled as one batch."""
+
+    def take_events(self, most: int) -> list[HandleEvents]:
+        """`HandleEvents` messages from the head of the queue, up to `most` events in all;
+        stops at anything else, which keeps its place in line."""
+        taken: list[HandleEvents] = []
+        with self.mutex:
+            while self.queue and isinstance(self.queue[0].message, HandleEvents):
+                waiting = self.queue[0].message
+                if len(waiting.events) > most:
+                    break
+                most -= len(waiting.events)
+                taken.append(self.queue.popleft().message)
+            if taken:
+                self.not_full.notify()
+        return taken
+
+
 class ServiceActor(pykka.ThreadingActor):
-    """One service's mailbox and its worker, handling one message at a time."""
+    """One service's mailbox and its worker, handling one message (or batch of events) at a
+    time."""
 
     def __init__(
         self,
@@ -67,6 +94,10 @@ class ServiceActor(pykka.ThreadingActor):
         self.retry = retry
         self.log = logging.getLogger(f"sagashop.{service.name}")
 
+    @staticmethod
+    def _create_actor_inbox() -> Mailbox:
+        return Mailbox()
+
     def on_receive(self, message: Any) -> None:
         try:
             self._receive(message)
@@ -76,13 +107,14 @@ class ServiceActor(pykka.ThreadingActor):
 
     def _receive(self, message: Any) -> None:
         match message:
-            case HandleEvents(events, done):
+            case HandleEvents():
+                batch = [message, *self._mailbox.take_events(MAX_BATCH - len(message.events))]
                 try:
-                    for event in events:
-                        self._take_step(event)
+                    self._take_steps([event for taken in batch for event in taken.events])
                 finally:
-                    if done is not None:
-                        done()
+                    for taken in batch:
+                        if taken.done is not None:
+                            taken.done()
             case Call(name, args, reply):
                 command, what = self.service.commands[name], f"{self.service.name}.{name}"
                 self.loop.settle(reply, lambda: self._retried(lambda: command(**args), what))
@@ -91,10 +123,30 @@ class ServiceActor(pykka.ThreadingActor):
             case _:
                 self.log.warning("unknown message %r", message)
 
-    def _take_step(self, event: Event) -> None:
-        chosen = self.service.step_for(event.name)
-        if chosen is None:
-            return
+    @property
+    def _mailbox(self) -> Mailbox:
+        inbox = self.actor_inbox
+        assert isinstance(inbox, Mailbox)
+        return inbox
+
+    def _take_steps(self, events: list[Event]) -> None:
+        """All in one transaction; if that fails, one at a time, each retried on its own."""
+        steps = [(chosen, e) for e in events if (chosen := self.service.step_for(e.name))]
+        if len(steps) > 1:
+            try:
+                self._on_loop(self.step_log.run_all(steps))
+                return
+            except Exception as error:
+                self.log.info(
+                    "a batch of %d steps failed (%s: %s); taking them one at a time",
+                    len(steps),
+                    type(error).__name__,
+                    error,
+                )
+        for chosen, event in steps:
+            self._take_step(chosen, event)
+
+    def _take_step(self, chosen: Step, event: Event) -> None:
         what = f"order {event.order_id}: {self.service.name}.{chosen.name} on {event.name}"
         try:
             self._retried(lambda: self.step_log.run(chosen, event), what)

@@ -1,9 +1,11 @@
 """The outbox's other half: what steps emitted, put on the bus and marked published.
 
 A step's outcome is written in its step-log row in the step's own transaction (see `StepLog`);
-this relay publishes it as soon as the step commits. One that could not be delivered (Redis away,
-or no subscriber yet, as during a restart) stays unpublished in its step log and is sent again
-by `resend_unpublished`; so is everything left unpublished by a crash.
+this relay publishes it as soon as the step commits, with whatever else is waiting, in one
+pipeline. What went out is marked published a moment later, in one statement per step log for
+all that went out meanwhile. One that could not be delivered (Redis away, or no subscriber yet,
+as during a restart) stays unpublished in its step log and is sent again by
+`_resend_unpublished`; so is everything left unpublished by a crash.
 """
 
 from __future__ import annotations
@@ -39,35 +41,59 @@ class _Outgoing:
     record_id: int
     event: Event
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.outbox.service, self.record_id
+
 
 class Relay:
     """Puts what steps emitted on the bus, in batches, and marks it published."""
 
-    def __init__(self, publish: Publish, resend_every: float = 2.0, batch: int = 500) -> None:
+    def __init__(
+        self,
+        publish: Publish,
+        resend_every: float = 2.0,
+        batch: int = 500,
+        mark_every: float = 0.25,
+    ) -> None:
         self._publish = publish
         self._resend_every = resend_every
         self._batch = batch
+        self._mark_every = mark_every
         self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._pending: set[tuple[str, int]] = set()
+        """Queued: sending it again before it went out would only duplicate it."""
+        self._published: list[_Outgoing] = []
+        self._marks_due = asyncio.Event()
+        self._flushing: list[asyncio.Future[None]] = []
 
     def send(self, outbox: Outbox, record_id: int, event: Event) -> None:
-        key = (outbox.service, record_id)
-        if key not in self._pending:
-            self._pending.add(key)
-            self._queue.put_nowait(_Outgoing(outbox, record_id, event))
+        outgoing = _Outgoing(outbox, record_id, event)
+        if outgoing.key not in self._pending:
+            self._pending.add(outgoing.key)
+            self._queue.put_nowait(outgoing)
 
     async def run(self, outboxes: Sequence[Outbox]) -> None:
         """Publish until cancelled; call in a task that can reach the store."""
-        resender = asyncio.create_task(self._resend_unpublished(outboxes))
+        helpers = [
+            asyncio.create_task(self._resend_unpublished(outboxes)),
+            asyncio.create_task(self._keep_marking()),
+        ]
         try:
             while True:
                 await self._publish_batch(await self._next_batch())
         finally:
-            resender.cancel()
+            for helper in helpers:
+                helper.cancel()
 
     async def flush(self) -> None:
-        """Wait until everything sent so far was published, or left to be sent again."""
+        """Wait until everything sent so far was published and marked, or left to be sent
+        again. The running relay marks it (only its task reaches the store)."""
         await self._queue.join()
+        marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flushing.append(marked)
+        self._marks_due.set()
+        await marked
 
     async def _next_batch(self) -> list[_Outgoing]:
         batch = [await self._queue.get()]
@@ -77,31 +103,49 @@ class Relay:
 
     async def _publish_batch(self, batch: list[_Outgoing]) -> None:
         """Whatever fails here is sent again later: at least once, never lost."""
+        delivered: list[_Outgoing] = []
         try:
             receivers = await self._publish([item.event for item in batch])
+            delivered = [item for item, n in zip(batch, receivers, strict=True) if n > 0]
         except Exception as error:
             log.warning("could not publish %d events (%s); will retry", len(batch), error)
-        else:
-            delivered = [item for item, n in zip(batch, receivers, strict=True) if n > 0]
-            try:
-                await self._mark(delivered)
-            except Exception as error:
-                log.warning(
-                    "published %d events but could not mark them (%s); they will go out again",
-                    len(delivered),
-                    error,
-                )
         finally:
+            if delivered:
+                self._published += delivered
+                self._marks_due.set()
             for item in batch:
-                self._pending.discard((item.outbox.service, item.record_id))
+                self._pending.discard(item.key)
                 self._queue.task_done()
 
-    async def _mark(self, delivered: list[_Outgoing]) -> None:
+    async def _keep_marking(self) -> None:
+        """Mark what went out every `mark_every` seconds: one statement per step log for all
+        of it, instead of one per batch published."""
+        while True:
+            await self._marks_due.wait()
+            if not self._flushing:
+                await asyncio.sleep(self._mark_every)
+            flushing, self._flushing = self._flushing, []
+            await self._mark_published()
+            for marked in flushing:
+                if not marked.done():  # a flush that gave up waiting
+                    marked.set_result(None)
+
+    async def _mark_published(self) -> None:
+        self._marks_due.clear()
+        published, self._published = self._published, []
         by_outbox: dict[Outbox, list[int]] = {}
-        for item in delivered:
+        for item in published:
             by_outbox.setdefault(item.outbox, []).append(item.record_id)
         for outbox, ids in by_outbox.items():
-            await outbox.mark_published(ids)
+            try:
+                await outbox.mark_published(ids)
+            except Exception as error:
+                log.warning(
+                    "%s: published %d events but could not mark them (%s); they will go out again",
+                    outbox.service,
+                    len(ids),
+                    error,
+                )
 
     async def _resend_unpublished(self, outboxes: Sequence[Outbox]) -> None:
         while True:

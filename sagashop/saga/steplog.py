@@ -15,9 +15,11 @@ from tortoise.transactions import in_transaction
 from sagashop.events import Event
 from sagashop.saga.declare import Step
 from sagashop.saga.outbox import Relay
+from sagashop.saga.watch import StepWatch
 from sagashop.store.errors import StoreConflict, store_errors
 from sagashop.store.journal import DeadLetter, StepRecord
 from sagashop.store.render import as_json, found, now
+from sagashop.store.rows import insert_new, update_each
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +38,55 @@ class StepLog:
         self.records = records
         self.dead_letters = dead_letters
         self.relay = relay
+        self.watch = StepWatch()
 
     async def run(self, chosen: Step, event: Event) -> Event | None:
-        async def act() -> Event | None:
-            outcome = await chosen.run(event)
-            if outcome is not None and outcome.name not in chosen.emits:
-                raise TypeError(f"{self.service}.{chosen.name} emitted undeclared {outcome.name}")
-            return outcome
+        return await self.record(
+            event.order_id, chosen.name, event.name, lambda: self._act(chosen, event)
+        )
 
-        return await self.record(event.order_id, chosen.name, event.name, act)
+    async def run_all(self, steps: Sequence[tuple[Step, Event]]) -> None:
+        """Take several steps in one transaction: one statement claims them all, one keeps
+        their outcomes. A step already taken is replayed, as by `record`.
+
+        Anything else that goes wrong (a conflict, a poison event) rolls all of them back and is
+        raised: the caller then takes them one at a time, where each failure is handled on its
+        own and none is lost or taken twice."""
+        claims = [
+            self.records(order_id=event.order_id, step=chosen.name, handled=event.name)
+            for chosen, event in steps
+        ]
+        acted: dict[tuple[str, str], tuple[int, Event | None]] = {}
+        async with store_errors(), in_transaction(self.service) as connection:
+            won = await insert_new(connection, claims, ("id", "order_id", "step"))
+            claimed = {(str(row["order_id"]), row["step"]): row["id"] for row in won}
+            for chosen, event in steps:
+                key = (event.order_id, chosen.name)
+                if key in claimed and key not in acted:
+                    acted[key] = (claimed[key], await self._act(chosen, event))
+            outcomes = {record_id: _as_row(o) for record_id, o in acted.values() if o is not None}
+            await update_each(connection, self.records, "outcome", outcomes)
+        for (order_id, _), (record_id, outcome) in acted.items():
+            self._committed(record_id, order_id, outcome)
+        await self._replay_taken(
+            [key for key in dict.fromkeys(map(_key, steps)) if key not in acted]
+        )
+
+    async def _replay_taken(self, keys: list[tuple[str, str]]) -> None:
+        if not keys:
+            return
+        async with store_errors():
+            found_rows = await self.records.filter(order_id__in=[order for order, _ in keys])
+        wanted = set(keys)
+        for row in found_rows:
+            if (str(row.order_id), row.step) in wanted:
+                self._replay(row)
+
+    async def _act(self, chosen: Step, event: Event) -> Event | None:
+        outcome = await chosen.run(event)
+        if outcome is not None and outcome.name not in chosen.emits:
+            raise TypeError(f"{self.service}.{chosen.name} emitted undeclared {outcome.name}")
+        return outcome
 
     async def give_up(self, chosen: Step, event: Event, error: BaseException) -> Event | None:
         """Keep the event as a dead letter and, for a step that can fail, close the step with
@@ -87,9 +129,14 @@ class StepLog:
             if recorded is None:
                 raise  # a conflict inside the action, not a redelivery: let the caller retry
             return self._replay(recorded)
-        if outcome is not None:
-            self.relay.send(self, record.id, outcome)
+        self._committed(record.id, order_id, outcome)
         return outcome
+
+    def _committed(self, record_id: int, order_id: str, outcome: Event | None) -> None:
+        """Wake who waits for the order, and have the relay publish what the step emitted."""
+        self.watch.stepped(order_id)
+        if outcome is not None:
+            self.relay.send(self, record_id, outcome)
 
     async def republish(self, order_id: str, step: str) -> Event | None:
         """Publish again what a step emitted (the order service re-drives a stalled saga so)."""
@@ -159,3 +206,12 @@ class StepLog:
 
     async def mark_published(self, ids: Sequence[int]) -> None:
         await self.records.filter(id__in=list(ids)).update(published=True)
+
+
+def _key(step_and_event: tuple[Step, Event]) -> tuple[str, str]:
+    chosen, event = step_and_event
+    return event.order_id, chosen.name
+
+
+def _as_row(outcome: Event | None) -> dict[str, Any] | None:
+    return None if outcome is None else outcome.to_dict()

@@ -9,6 +9,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from sagashop.store.render import now
+from sagashop.store.rows import insert_new
 
 
 class ReservationState(StrEnum):
@@ -39,13 +40,16 @@ class Reservation(Model):
         abstract = True
 
     @classmethod
-    async def closed(cls, order_id: str) -> bool:
-        """Whether the order already has a row here: held before, or voided by a compensation."""
-        return await cls.exists(order_id=order_id)
+    async def hold(cls, order_id: str, **columns: Any) -> bool:
+        """Hold for the order, unless it has a row here already (voided by a compensation that
+        came first): one statement either way. Whether it holds now."""
+        row = cls(order_id=order_id, state=ReservationState.RESERVED, **columns)
+        return bool(await insert_new(cls._meta.db, [row], ("order_id",)))
 
     @classmethod
-    async def hold(cls, order_id: str, **columns: Any) -> None:
-        await cls.create(order_id=order_id, state=ReservationState.RESERVED, **columns)
+    async def unhold(cls, order_id: str) -> None:
+        """Take back a hold whose action was refused, in the same transaction."""
+        await cls.filter(order_id=order_id, state=ReservationState.RESERVED).delete()
 
     @classmethod
     async def release(cls, order_id: str, **columns: Any) -> Self | None:
@@ -58,18 +62,17 @@ class Reservation(Model):
         if held is None:
             await cls.create(order_id=order_id, state=ReservationState.VOIDED, **columns)
             return None
-        return held if await cls._move(held, ReservationState.RELEASED) else None
+        return held if await cls._move(order_id, ReservationState.RELEASED) else None
 
     @classmethod
-    async def confirm(cls, order_id: str) -> Self | None:
-        """Mark what the order holds as spent; return it, or None if nothing was held."""
-        held = await cls.get_or_none(order_id=order_id)
-        return held if held and await cls._move(held, ReservationState.CONFIRMED) else None
+    async def confirm(cls, order_id: str) -> bool:
+        """Mark what the order holds as spent; whether it held anything."""
+        return await cls._move(order_id, ReservationState.CONFIRMED)
 
     @classmethod
-    async def _move(cls, held: Self, to: ReservationState) -> bool:
+    async def _move(cls, order_id: str, to: ReservationState) -> bool:
         return bool(
-            await cls.filter(order_id=held.order_id, state=ReservationState.RESERVED).update(
+            await cls.filter(order_id=order_id, state=ReservationState.RESERVED).update(
                 state=to, updated_at=now()
             )
         )

@@ -65,8 +65,11 @@ class Requests:
             if not answer.done():
                 answer.set_exception(Unavailable("this process is shutting down"))
 
-    async def ask(self, service: str, name: str, args: Mapping[str, Any]) -> Any:
-        """Ask whichever process runs `service`, and wait for its answer."""
+    async def ask(
+        self, service: str, name: str, args: Mapping[str, Any], patience: float = 0.0
+    ) -> Any:
+        """Ask whichever process runs `service`, and wait for its answer (`patience` seconds
+        longer than usual for a request that itself waits)."""
         request_id = new_id()
         answer = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = answer
@@ -74,11 +77,11 @@ class Requests:
         try:
             if not await self._redis.publish(self._channels.ask(service), json.dumps(request)):
                 raise Unavailable(f"no process runs the {service} service")
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(self._timeout + patience):
                 return await answer
         except TimeoutError:
             raise Unavailable(
-                f"the {service} service did not answer within {self._timeout:g}s"
+                f"the {service} service did not answer within {self._timeout + patience:g}s"
             ) from None
         except RedisError as error:
             raise Unavailable(f"the message bus is unreachable ({error})") from None

@@ -23,7 +23,8 @@ async def test_two_replicas_share_the_work_and_oversell_nothing(
     cluster_settings: Settings, tmp_path: Path
 ) -> None:
     layout = [("first", "all"), ("second", "all")]
-    async with cluster(layout, cluster_settings, tmp_path) as processes:
+    telling = replace(cluster_settings, log_steps=True)  # each step logged, to see who took it
+    async with cluster(layout, telling, tmp_path) as processes:
         doors = [process.shop for process in processes]
         ledger = Ledger()
         frugal = await ledger.add_user(doors[0], balance=10_000)

@@ -12,6 +12,7 @@ from sagashop.actors.user import reserve_balance
 from sagashop.events import Event, EventName
 from sagashop.saga import step
 from sagashop.store.errors import StoreConflict
+from sagashop.store.reservations import ReservationState
 from sagashop.store.user import BalanceReservation
 from tests.store.harness import Steps
 
@@ -56,7 +57,12 @@ async def test_a_conflict_inside_a_step_is_raised_for_a_retry_and_claims_nothing
     await steps.take("user", purchase.created)
 
     async def hold_again() -> Event | None:
-        await BalanceReservation.hold(purchase.order_id, user_id=purchase.user_id, amount=1)
+        await BalanceReservation.create(  # the order has its row already: a unique violation
+            order_id=purchase.order_id,
+            state=ReservationState.RESERVED,
+            user_id=purchase.user_id,
+            amount=1,
+        )
         return purchase.then(EventName.BALANCE_RESERVED)
 
     with pytest.raises(StoreConflict):

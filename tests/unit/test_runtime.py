@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from pykka._envelope import Envelope
 from tortoise.exceptions import IntegrityError, OperationalError
 
 from sagashop.events import Event, EventName
+from sagashop.requests import Request
 from sagashop.saga import Contention, Service, inject, step
+from sagashop.saga.actor import Call, HandleEvents, Mailbox
 from sagashop.saga.retry import RetryPolicy
 from sagashop.store.errors import StoreConflict, StoreUnavailable, translated
 from sagashop.store.user import UserDeadLetter, UserStep
@@ -89,3 +92,18 @@ def test_one_event_has_one_step_per_service() -> None:
 def test_a_step_fails_only_with_an_event_it_declares() -> None:
     with pytest.raises(ValueError, match="fails_as"):
         step("a", on=[EventName.ORDER_CREATED], run=nothing, fails_as=EventName.BALANCE_REJECTED)
+
+
+def test_the_mailbox_hands_out_the_events_waiting_at_its_head_up_to_a_cap() -> None:
+    created = Event(EventName.ORDER_CREATED, "o", "u", "i", 1, 1)
+    two, one = HandleEvents((created, created)), HandleEvents((created,))
+    call = Call(Request.GET_USER, {}, None)  # type: ignore[arg-type]
+    mailbox = Mailbox()
+    for message in (two, one, two, call, one):
+        mailbox.put(Envelope(message))
+
+    assert mailbox.take_events(4) == [two, one], "the next batch of two would pass the cap"
+    assert mailbox.take_events(256) == [two], "a call keeps its place in line"
+    assert mailbox.get().message is call
+    assert mailbox.take_events(256) == [one]
+    assert mailbox.empty()

@@ -1,0 +1,193 @@
+"""A bench run summed up: its figures, the invariants it must keep, and how both are shown.
+
+The invariants are about correctness only (the audit, nothing lost or refused, the flash sale
+selling exactly its stock); no figure of speed decides the exit status.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rich.table import Table
+
+from sagashop.bench.load import LOST, REFUSED, Outcome
+from sagashop.bench.scenarios import SOLD_OUT, Plan
+
+PERCENTILES = (50, 95, 99)
+
+
+def percentile(ordered: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile of sorted values: a value that was measured, never an
+    interpolation between two; None when there is none."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(share / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def reason_summary(reason: str) -> str:
+    """A failure reason without its figures: `item: out of stock: 0 left, 1 requested` counts
+    as `item: out of stock`."""
+    return ": ".join(reason.split(": ")[:2])
+
+
+@dataclass(frozen=True)
+class Vitals:
+    """What the system's processes used: their peak RSS summed, and the longest event-loop lag
+    any of them saw. None where a process does not tell (an older server)."""
+
+    peak_rss_bytes: int | None = None
+    max_lag_ms: float | None = None
+
+
+def vitals_of(healths: Sequence[Mapping[str, Any]], peaks: Sequence[int | None]) -> Vitals:
+    """From each front door's `/health`, and (where /health does not tell) the peak RSS the
+    operating system reports for the same process, in the same order, if the bench started it."""
+    rss = [
+        health.get("memory", {}).get("peakRssBytes") or (peaks[n] if n < len(peaks) else None)
+        for n, health in enumerate(healths)
+    ]
+    lags = [health["loop"]["maxLagMs"] for health in healths if "loop" in health]
+    return Vitals(
+        sum(value for value in rss if value is not None) if None not in rss else None,
+        max(lags) if lags else None,
+    )
+
+
+@dataclass(frozen=True)
+class Figures:
+    plan: Plan
+    processes: int | None
+    """How many processes the bench started; None for a system already running (`--url`)."""
+    outcomes: Sequence[Outcome]
+    seconds: float
+    """From the first POST until the last order's final status was read."""
+    audit: Mapping[str, Any]
+    audit_seconds: float
+    vitals: Vitals
+
+    @property
+    def statuses(self) -> Counter[str]:
+        return Counter(outcome.status for outcome in self.outcomes)
+
+    @property
+    def reasons(self) -> Counter[str]:
+        return Counter(reason_summary(o.reason) for o in self.outcomes if o.reason is not None)
+
+    @property
+    def errors(self) -> list[str]:
+        return [error for outcome in self.outcomes for error in outcome.errors]
+
+    @property
+    def latency_ms(self) -> dict[str, float | None]:
+        ordered = sorted(o.seconds * 1000 for o in self.outcomes if o.seconds is not None)
+        return {f"p{share}": percentile(ordered, share) for share in PERCENTILES}
+
+    def per_second(self, *statuses: str) -> float:
+        counts = self.statuses
+        return sum(counts[status] for status in statuses) / self.seconds if self.seconds else 0.0
+
+    def failures(self) -> list[str]:
+        """Each invariant the run broke, in words; empty when it kept them all."""
+        statuses, errors = self.statuses, self.errors
+        failed = []
+        if not self.audit.get("ok"):
+            found = self.audit.get("violations", [])
+            failed.append(f"audit: {len(found)} violation(s): {'; '.join(found[:5])}")
+        if unsettled := self.audit.get("counts", {}).get("in flight"):
+            failed.append(f"audit: {unsettled} order(s) still in flight, their sagas unsettled")
+        if statuses[LOST]:
+            failed.append(f"{statuses[LOST]} order(s) lost: no final status within the deadline")
+        if errors:
+            failed.append(f"{len(errors)} HTTP error(s), {statuses[REFUSED]} refused: {errors[0]}")
+        if self.plan.scenario == "flash-sale":
+            failed += self._sold_out_failures()
+        return failed
+
+    def _sold_out_failures(self) -> list[str]:
+        """Exactly the stock sold; every other order cancelled for lack of stock."""
+        sold, stock = self.statuses["COMPLETED"], self.plan.stock
+        failed = []
+        if sold != stock:
+            failed.append(f"flash sale: {sold} completed, not exactly the stock of {stock}")
+        others = Counter(
+            o.reason or o.status
+            for o in self.outcomes
+            if o.status != "COMPLETED" and not (o.status == "CANCELLED" and o.reason == SOLD_OUT)
+        )
+        if others:
+            failed.append(
+                f"flash sale: {others.total()} order(s) not cancelled with {SOLD_OUT!r}: "
+                f"{dict(others.most_common(5))}"
+            )
+        return failed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, for machines (`--json`)."""
+        plan = self.plan
+        failures = self.failures()
+        return {
+            "scenario": plan.scenario,
+            "purchases": plan.purchases,
+            "concurrency": plan.concurrency,
+            "users": plan.users,
+            "items": plan.items,
+            "stock": plan.stock,
+            "seed": plan.seed,
+            "processes": self.processes,
+            "seconds": round(self.seconds, 3),
+            "completedPerSecond": round(self.per_second("COMPLETED"), 1),
+            "finalPerSecond": round(self.per_second("COMPLETED", "CANCELLED"), 1),
+            "latencyMs": {
+                name: None if value is None else round(value, 1)
+                for name, value in self.latency_ms.items()
+            },
+            "statuses": dict(self.statuses),
+            "reasons": dict(self.reasons),
+            "errors": {"count": len(self.errors), "first": self.errors[:5]},
+            "audit": {**self.audit, "seconds": round(self.audit_seconds, 3)},
+            "peakRssBytes": self.vitals.peak_rss_bytes,
+            "maxLoopLagMs": self.vitals.max_lag_ms,
+            "ok": not failures,
+            "failures": failures,
+        }
+
+    def table(self) -> Table:
+        """The figures for people."""
+        plan, vitals = self.plan, self.vitals
+        table = Table(title=f"sagashop bench: {plan.scenario}", show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        statuses = ", ".join(f"{n} {status}" for status, n in sorted(self.statuses.items()))
+        counts = ", ".join(f"{n} {what}" for what, n in self.audit.get("counts", {}).items())
+        rows = {
+            "purchases": f"{plan.purchases} by {plan.users} users, {plan.items} item(s)",
+            "concurrency": str(plan.concurrency),
+            "processes": "a running system" if self.processes is None else str(self.processes),
+            "took": f"{self.seconds:.1f} s",
+            "completed purchases/s": f"{self.per_second('COMPLETED'):.1f}",
+            "orders to a final status/s": f"{self.per_second('COMPLETED', 'CANCELLED'):.1f}",
+            "latency p50/p95/p99": " / ".join(_ms(v) for v in self.latency_ms.values()),
+            "statuses": statuses,
+            "cancelled by": ", ".join(f"{n} {why}" for why, n in self.reasons.most_common()) or "-",
+            "HTTP errors": str(len(self.errors)),
+            "audit": f"{'ok' if self.audit.get('ok') else 'FAILED'} "
+            f"in {self.audit_seconds:.2f} s ({counts})",
+            "peak RSS (all processes)": _mib(vitals.peak_rss_bytes),
+            "max event-loop lag": "n/a" if vitals.max_lag_ms is None else f"{vitals.max_lag_ms} ms",
+        }
+        for name, value in rows.items():
+            table.add_row(name, value)
+        return table
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _mib(value: int | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.0f} MiB"

@@ -1,0 +1,137 @@
+"""Steps taken in batches (`StepLog.run_all`, and the actor that falls back to one at a time):
+one transaction for many events, and nothing lost or doubled when one of them goes wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pykka
+import pytest
+
+from sagashop.actors.user import reserve_balance
+from sagashop.events import Event, EventName
+from sagashop.saga import Service, Step, step
+from sagashop.saga.actor import HandleEvents, ServiceActor
+from sagashop.saga.loop import LoopBridge
+from sagashop.saga.retry import RetryPolicy
+from tests.store.harness import Purchase, Steps
+
+
+def reserving(steps: Steps, *purchases: Purchase) -> list[tuple[Step, Event]]:
+    chosen = steps.step("user", EventName.ORDER_CREATED)
+    return [(chosen, purchase.created) for purchase in purchases]
+
+
+async def test_a_batch_takes_each_step_as_one_at_a_time_would(steps: Steps) -> None:
+    purchases = [await steps.purchase(balance=5_000, price=1_000) for _ in range(3)]
+
+    await steps.within(steps.logs["user"].run_all(reserving(steps, *purchases)))
+
+    for purchase in purchases:
+        assert (await steps.holdings(purchase)).balance == 4_000
+        assert await steps.held("user", purchase.order_id) == "reserved"
+        assert await steps.taken("user", purchase.order_id) == [("reserve", "balance.reserved")]
+        [(_, emitted)] = await steps.unpublished("user", purchase.order_id)
+        assert emitted.name is EventName.BALANCE_RESERVED
+
+
+async def test_a_redelivered_event_in_a_batch_is_replayed_and_the_rest_taken(
+    steps: Steps,
+) -> None:
+    before, fresh = [await steps.purchase(balance=5_000, price=1_000) for _ in range(2)]
+    first = await steps.take("user", before.created)
+    sent_before = steps.relay._queue.qsize()
+
+    await steps.within(steps.logs["user"].run_all(reserving(steps, before, fresh)))
+
+    assert (await steps.holdings(before)).balance == 4_000, "not taken twice"
+    assert (await steps.holdings(fresh)).balance == 4_000
+    assert await steps.taken("user", before.order_id) == [("reserve", "balance.reserved")]
+    assert await steps.taken("user", fresh.order_id) == [("reserve", "balance.reserved")]
+    assert first is not None
+    assert steps.relay._queue.qsize() > sent_before, "the replayed outcome goes out again"
+
+
+async def test_one_event_twice_in_a_batch_is_taken_once(steps: Steps) -> None:
+    purchase = await steps.purchase(balance=5_000, price=1_000)
+
+    await steps.within(steps.logs["user"].run_all(reserving(steps, purchase, purchase)))
+
+    assert (await steps.holdings(purchase)).balance == 4_000
+    assert await steps.taken("user", purchase.order_id) == [("reserve", "balance.reserved")]
+
+
+class Poisoned:
+    """The user service's reserve step, failing for one order as a bug would."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        self.attempts = 0
+
+    async def __call__(self, event: Event) -> Event:
+        if event.order_id == self.order_id:
+            self.attempts += 1
+            raise ZeroDivisionError("a bug that only this order meets")
+        return await reserve_balance(event)
+
+
+def poisoned_user(steps: Steps, poison: Poisoned) -> Service:
+    declared = steps.services["user"]
+    reserve = declared.step_for(EventName.ORDER_CREATED)
+    assert reserve is not None
+    bad = step(reserve.name, reserve.on, poison, reserve.emits, reserve.fails_as)
+    return Service(
+        declared.name, declared.records, declared.dead_letters, (bad, *declared.steps[1:])
+    )
+
+
+async def test_a_poison_event_rolls_its_whole_batch_back(steps: Steps) -> None:
+    good, bad = [await steps.purchase(balance=5_000, price=1_000) for _ in range(2)]
+    poison = Poisoned(bad.order_id)
+    service = poisoned_user(steps, poison)
+    batch = [(service.steps[0], good.created), (service.steps[0], bad.created)]
+
+    with pytest.raises(ZeroDivisionError):
+        await steps.within(steps.logs["user"].run_all(batch))
+
+    assert (await steps.holdings(good)).balance == 5_000
+    assert await steps.taken("user", good.order_id) == []
+
+
+@pytest.fixture
+def started() -> Iterator[list[pykka.ActorRef[ServiceActor]]]:
+    """Actors a test starts, stopped after it."""
+    refs: list[pykka.ActorRef[ServiceActor]] = []
+    yield refs
+    for ref in refs:
+        ref.stop()
+
+
+async def test_after_a_failed_batch_the_actor_takes_each_event_alone(
+    steps: Steps, started: list[pykka.ActorRef[ServiceActor]], caplog: pytest.LogCaptureFixture
+) -> None:
+    before, poisoned, after = [await steps.purchase(balance=5_000, price=1_000) for _ in range(3)]
+    poison = Poisoned(poisoned.order_id)
+    loop = asyncio.get_running_loop()
+    bridge = LoopBridge(loop, steps.store.context)
+    fast = RetryPolicy(attempts=2, first_delay=0.001)
+    ref = ServiceActor.start(poisoned_user(steps, poison), steps.logs["user"], bridge, fast)
+    started.append(ref)
+    handled = asyncio.Event()
+    events = (before.created, poisoned.created, after.created)
+
+    with caplog.at_level(logging.INFO, logger="sagashop.user"):
+        ref.tell(HandleEvents(events, done=lambda: loop.call_soon_threadsafe(handled.set)))
+        await asyncio.wait_for(handled.wait(), timeout=30)
+
+    assert "a batch of 3 steps failed" in caplog.text
+    assert poison.attempts == 1 + 2, "once in the batch, then as often as the policy allows"
+    for purchase in (before, after):
+        assert (await steps.holdings(purchase)).balance == 4_000
+        assert await steps.taken("user", purchase.order_id) == [("reserve", "balance.reserved")]
+    assert await steps.taken("user", poisoned.order_id) == [("reserve", "balance.rejected")]
+    [letter] = await steps.dead_letters("user", poisoned.order_id)
+    assert "ZeroDivisionError" in letter["error"]
+    assert (await steps.holdings(poisoned)).balance == 5_000
