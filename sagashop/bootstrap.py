@@ -32,6 +32,7 @@ from sagashop.saga.loop import LoopBridge
 from sagashop.saga.outbox import Relay
 from sagashop.saga.retry import RetryPolicy
 from sagashop.store import Store
+from sagashop.store.facts import snapshot
 from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
 from sagashop.transport.protocol import Done
@@ -182,11 +183,15 @@ class Node:
         return await self.requests.ask(service, request, args, patience)
 
     async def dispatch(self, service: str, request: str, args: dict[str, Any]) -> Any:
-        """Answer a request to one of this process's services. Queries run straight on the loop;
-        commands wait for their turn in the service's mailbox."""
+        """Answer a request to one of this process's services. Queries run straight on the loop
+        (the audit's facts all from one snapshot of the service's tables); commands wait for their
+        turn in the service's mailbox."""
         target = self.services[service]
         if request in target.queries:
-            return await self.loop.spawn(target.queries[Request(request)](**args))
+            query = target.queries[Request(request)]
+            if request == Request.AUDIT_FACTS:
+                return await self.loop.spawn(_in_snapshot(service, query, args))
+            return await self.loop.spawn(query(**args))
         if request in target.commands:
             reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self.actors[service].tell(Call(Request(request), args, reply))
@@ -195,6 +200,11 @@ class Node:
 
     def _receive(self, service: str, events: list[Event], done: Done | None) -> None:
         self.actors[service].tell(HandleEvents(tuple(events), done))
+
+
+async def _in_snapshot(service: str, query: Handler, args: dict[str, Any]) -> Any:
+    async with snapshot(service):
+        return await query(**args)
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -65,7 +65,8 @@ async def place_order(
     deadlines: Deadlines,
 ) -> dict[str, Any]:
     """Check the user and price the item first, so an unknown one is a 404 and no saga starts.
-    Placing the same order id again opens nothing new: it answers with the order placed then."""
+    Placing the same order id again opens nothing new: it answers with the order placed then
+    (read back; a new order is answered from what was written, without reading it again)."""
     _user, item = await asyncio.gather(
         ask("user", Request.GET_USER, {"user_id": user_id}),
         ask("item", Request.GET_ITEM, {"item_id": item_id}),
@@ -81,17 +82,21 @@ async def place_order(
         deadline_at=opened + timedelta(seconds=deadlines.saga),
         retry_at=opened + deadlines.wait(0),
     )
-    await step_log.record(str(order.id), "create", "place_order", lambda: _open(order))
+    fresh: list[Order] = []
+
+    async def open_it() -> Event:
+        await order.save(force_create=True)
+        fresh.append(order)
+        log.debug("order %s: %d x item %s for user %s", order.id, quantity, item_id, user_id)
+        return _event(EventName.ORDER_CREATED, order)
+
+    await step_log.record(str(order.id), "create", "place_order", open_it)
+    if fresh:
+        return as_json(order, "backoff")
     placed = await get_order(str(order.id), step_log=step_log)
     if (placed["userId"], placed["itemId"], placed["quantity"]) != (user_id, item_id, quantity):
         raise Conflict(f"order {order_id} was placed before with another user, item or quantity")
-    log.debug("order %s: %d x item %s for user %s", order.id, quantity, item_id, user_id)
     return placed
-
-
-async def _open(order: Order) -> Event:
-    await order.save(force_create=True)
-    return _event(EventName.ORDER_CREATED, order)
 
 
 def _event(name: EventName, order: Order, reason: str | None = None) -> Event:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from tortoise.expressions import F
@@ -16,7 +18,7 @@ from sagashop.events import Event
 from sagashop.saga.declare import Step
 from sagashop.saga.outbox import Relay
 from sagashop.saga.watch import StepWatch
-from sagashop.store.errors import StoreConflict, store_errors
+from sagashop.store.errors import store_errors
 from sagashop.store.journal import DeadLetter, StepRecord
 from sagashop.store.render import as_json, found, now
 from sagashop.store.rows import insert_new, update_each
@@ -46,41 +48,68 @@ class StepLog:
         )
 
     async def run_all(self, steps: Sequence[tuple[Step, Event]]) -> None:
-        """Take several steps in one transaction: one statement claims them all, one keeps
-        their outcomes. A step already taken is replayed, as by `record`.
+        """Take several steps in one transaction (see `_take`).
 
-        Anything else that goes wrong (a conflict, a poison event) rolls all of them back and is
+        Anything that goes wrong (a conflict, a poison event) rolls all of them back and is
         raised: the caller then takes them one at a time, where each failure is handled on its
         own and none is lost or taken twice."""
-        claims = [
-            self.records(order_id=event.order_id, step=chosen.name, handled=event.name)
-            for chosen, event in steps
-        ]
+        await self._take(
+            [
+                _Claim(event.order_id, chosen.name, event.name, partial(self._act, chosen, event))
+                for chosen, event in steps
+            ]
+        )
+
+    async def record(
+        self,
+        order_id: str,
+        step: str,
+        handled: str,
+        action: Callable[[], Awaitable[Event | None]],
+    ) -> Event | None:
+        """Claim (order, step), act, and keep the outcome, in one transaction (see `_take`);
+        the outcome, or the one recorded when the step was taken before."""
+        (outcome,) = await self._take([_Claim(order_id, step, handled, action)])
+        return outcome
+
+    async def _take(self, claims: Sequence[_Claim]) -> list[Event | None]:
+        """Claim every (order, step) in one statement, act on those claimed (once each), and
+        keep their outcomes in one more: one transaction in all. Each claim's outcome is
+        returned.
+
+        The claim is the first write, so the unique constraint decides between two deliveries
+        (or two processes) before either acts. A step already taken is not taken again: its
+        recorded outcome is published once more, so a redelivery heals a loss further down.
+        """
+        rows = [self.records(order_id=c.order_id, step=c.step, handled=c.handled) for c in claims]
         acted: dict[tuple[str, str], tuple[int, Event | None]] = {}
         async with store_errors(), in_transaction(self.service) as connection:
-            won = await insert_new(connection, claims, ("id", "order_id", "step"))
+            won = await insert_new(connection, rows, ("id", "order_id", "step"))
             claimed = {(str(row["order_id"]), row["step"]): row["id"] for row in won}
-            for chosen, event in steps:
-                key = (event.order_id, chosen.name)
-                if key in claimed and key not in acted:
-                    acted[key] = (claimed[key], await self._act(chosen, event))
-            outcomes = {record_id: _as_row(o) for record_id, o in acted.values() if o is not None}
+            for claim in claims:
+                if claim.key in claimed and claim.key not in acted:
+                    acted[claim.key] = (claimed[claim.key], await claim.action())
+            outcomes = {record_id: o.to_dict() for record_id, o in acted.values() if o}
             await update_each(connection, self.records, "outcome", outcomes)
         for (order_id, _), (record_id, outcome) in acted.items():
             self._committed(record_id, order_id, outcome)
-        await self._replay_taken(
-            [key for key in dict.fromkeys(map(_key, steps)) if key not in acted]
-        )
+        replayed = await self._replay_taken([c.key for c in claims if c.key not in acted])
+        return [acted[c.key][1] if c.key in acted else replayed.get(c.key) for c in claims]
 
-    async def _replay_taken(self, keys: list[tuple[str, str]]) -> None:
+    async def _replay_taken(
+        self, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], Event | None]:
+        """Publish again what the steps taken before emitted; their outcomes by key."""
         if not keys:
-            return
+            return {}
         async with store_errors():
             found_rows = await self.records.filter(order_id__in=[order for order, _ in keys])
         wanted = set(keys)
-        for row in found_rows:
-            if (str(row.order_id), row.step) in wanted:
-                self._replay(row)
+        return {
+            (str(row.order_id), row.step): self._replay(row)
+            for row in found_rows
+            if (str(row.order_id), row.step) in wanted
+        }
 
     async def _act(self, chosen: Step, event: Event) -> Event | None:
         outcome = await chosen.run(event)
@@ -103,34 +132,6 @@ class StepLog:
             return failure
 
         return await self.record(event.order_id, chosen.name, event.name, bury_and_fail)
-
-    async def record(
-        self,
-        order_id: str,
-        step: str,
-        handled: str,
-        action: Callable[[], Awaitable[Event | None]],
-    ) -> Event | None:
-        """Claim (order, step), act, and keep the outcome, in one transaction.
-
-        The claim is the first write, so the unique constraint decides between two deliveries
-        (or two processes) before either acts. A step already taken is not taken again: its
-        recorded outcome is published once more, so a redelivery heals a loss further down.
-        """
-        try:
-            async with store_errors(), in_transaction(self.service):
-                record = await self.records.create(order_id=order_id, step=step, handled=handled)
-                outcome = await action()
-                if outcome is not None:
-                    await self.records.filter(id=record.id).update(outcome=outcome.to_dict())
-        except StoreConflict:
-            async with store_errors():
-                recorded = await self.records.get_or_none(order_id=order_id, step=step)
-            if recorded is None:
-                raise  # a conflict inside the action, not a redelivery: let the caller retry
-            return self._replay(recorded)
-        self._committed(record.id, order_id, outcome)
-        return outcome
 
     def _committed(self, record_id: int, order_id: str, outcome: Event | None) -> None:
         """Wake who waits for the order, and have the relay publish what the step emitted."""
@@ -208,10 +209,15 @@ class StepLog:
         await self.records.filter(id__in=list(ids)).update(published=True)
 
 
-def _key(step_and_event: tuple[Step, Event]) -> tuple[str, str]:
-    chosen, event = step_and_event
-    return event.order_id, chosen.name
+@dataclass(frozen=True)
+class _Claim:
+    """A step to take for an order, and what taking it does."""
 
+    order_id: str
+    step: str
+    handled: str
+    action: Callable[[], Awaitable[Event | None]]
 
-def _as_row(outcome: Event | None) -> dict[str, Any] | None:
-    return None if outcome is None else outcome.to_dict()
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.order_id, self.step
