@@ -78,7 +78,11 @@ async def test_a_flash_sale_on_a_system_the_bench_starts_sells_exactly_its_stock
     assert run.statuses == {"COMPLETED": 4, "CANCELLED": 20}
     assert run.reasons == {"item: out of stock": 20}
     assert run.audit["counts"] == {
-        "users": 6, "items": 1, "orders": 24, "settled": 24, "in flight": 0
+        "users": 6,
+        "items": 1,
+        "orders": 24,
+        "settled": 24,
+        "in flight": 0,
     }
     assert (run.vitals.peak_rss_bytes or 0) > 0
     p50, p95, p99 = run.latency_ms.values()
