@@ -76,10 +76,16 @@ class Books:
     """The facts, each table's rows as dicts by column name."""
 
     facts: Facts
+    _read: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
 
     def rows(self, service: str, table: str) -> list[Row]:
-        found = self.facts[service][table]
-        return [dict(zip(found["columns"], row, strict=True)) for row in found["rows"]]
+        """Made once per table: several checks read the same one."""
+        if (service, table) not in self._read:
+            found = self.facts[service][table]
+            self._read[(service, table)] = [
+                dict(zip(found["columns"], row, strict=True)) for row in found["rows"]
+            ]
+        return self._read[(service, table)]
 
 
 def check(facts: Facts, now: datetime | None = None, settle: float = 5.0) -> Report:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 
 class LoopLag:
-    """How late the loop wakes a sleeper: the longest any one callback kept it blocked."""
+    """How late the loop wakes a sleeper, at worst: what every other piece of ready work made it
+    wait (one long callback, or many short ones queued ahead of it under load)."""
 
     def __init__(self, every: float = 0.05) -> None:
         self.every = every

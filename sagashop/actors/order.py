@@ -38,6 +38,8 @@ log = logging.getLogger("sagashop.order")
 
 Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
 SWEEP_BATCH = 200
+LOOK_AGAIN = 0.5
+"""Seconds between reads of an order a client waits for, when no step here woke the wait."""
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,8 @@ async def _once_ended(
     read: Callable[[], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
     """What `read` finds once the order is no longer PENDING, or when `wait` runs out. It reads
-    again after each step the order takes here, never on a timer."""
+    again as soon as the order takes a step in this process, and every `LOOK_AGAIN` seconds
+    besides: where several processes run the order service, the step may be taken in another."""
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + wait
     while True:
@@ -260,7 +263,7 @@ async def _once_ended(
             remaining = give_up_at - loop.time()
             if found_now["status"] != OrderStatus.PENDING or remaining <= 0:
                 return found_now
-            await asyncio.wait([stepped], timeout=remaining)
+            await asyncio.wait([stepped], timeout=min(remaining, LOOK_AGAIN))
 
 
 async def list_user_orders(user_id: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ REFUSED = "REFUSED"
 """`POST /orders` did not answer 201: no purchase started."""
 LONGEST_WAIT = 60.0
 """The most a front door waits in one read (`?wait=` takes 0 to 60 seconds)."""
-PAUSE = 0.05
+POLL_EVERY = 0.05
 """Between reads of a server that answered before the wait was over (one that ignores it)."""
 SLACK = 15.0
 """Seconds a front door may take to answer beyond any wait asked of it (it gives up on a service
@@ -91,6 +91,10 @@ class Buyer:
     http: aiohttp.ClientSession
     deadline: float
     """Seconds after its POST by which an order that has not ended counts as lost."""
+    poll_every: float | None = None
+    """Read the order's status every so many seconds instead of waiting on the server: a
+    polling load. None: wait with `?wait=`, and if the server answers before the wait is over
+    (an older one, which ignores it), read again every `POLL_EVERY` seconds."""
     whole_order: bool = False
     """The server has no `/orders/{id}/status` (an older one): read the whole order."""
 
@@ -111,7 +115,7 @@ class Buyer:
         errors: list[str] = []
         end = started + self.deadline
         while (remaining := end - time.perf_counter()) > 0:
-            wait = min(remaining, LONGEST_WAIT)
+            wait = 0.0 if self.poll_every else min(remaining, LONGEST_WAIT)
             asked = time.perf_counter()
             try:
                 answer = await self._read(base, order_id, wait)
@@ -121,8 +125,8 @@ class Buyer:
             if answer is not None and answer["status"] in FINAL:
                 seconds = time.perf_counter() - started
                 return Outcome(answer["status"], answer["failureReason"], seconds, tuple(errors))
-            if time.perf_counter() < asked + wait:
-                await asyncio.sleep(min(PAUSE, remaining))
+            if self.poll_every or time.perf_counter() < asked + wait:
+                await asyncio.sleep(min(self.poll_every or POLL_EVERY, remaining))
         return Outcome(LOST, errors=tuple(errors))
 
     async def _read(self, base: str, order_id: str, wait: float) -> dict[str, Any] | None:

@@ -31,7 +31,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sagashop.bench.figures import Figures, vitals_of
-from sagashop.bench.load import BenchError, Buyer, create_all, drive, expect, settled_audit
+from sagashop.bench.load import (
+    POLL_EVERY,
+    BenchError,
+    Buyer,
+    create_all,
+    drive,
+    expect,
+    settled_audit,
+)
 from sagashop.bench.scenarios import CONCURRENCY, SCENARIOS, Plan, make_plan
 from sagashop.bench.system import System, started_system
 from sagashop.config import Settings
@@ -72,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=ORDER_DEADLINE,
         help=f"seconds after which an order with no final status is lost ({ORDER_DEADLINE:g})",
     )
+    bench.add_argument(
+        "--poll-every",
+        type=float,
+        help="read each order's status every so many seconds instead of waiting on the server "
+        f"for its end (a polling load; an older server, which ignores ?wait=, is read every "
+        f"{POLL_EVERY:g})",
+    )
     bench.add_argument("--json", action="store_true", help="one JSON object, no progress bar")
 
 
@@ -95,7 +110,15 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
     try:
         with progress:
             figures = asyncio.run(
-                bench(plan, settings, args.url, args.processes, args.order_deadline, progress)
+                bench(
+                    plan,
+                    settings,
+                    args.url,
+                    args.processes,
+                    args.order_deadline,
+                    progress,
+                    args.poll_every,
+                )
             )
     except BenchError as error:
         print(f"bench could not run: {error}", file=sys.stderr)
@@ -116,6 +139,8 @@ def _check_system_flags(plan: Plan, settings: Settings, args: argparse.Namespace
         raise ValueError("--processes must be at least 1")
     if args.order_deadline <= 0:
         raise ValueError("--order-deadline must be a positive number of seconds")
+    if args.poll_every is not None and args.poll_every <= 0:
+        raise ValueError("--poll-every must be a positive number of seconds")
     if plan.scenario == "flash-sale" and not args.url and settings.payment_failure_rate:
         raise ValueError(
             "a flash sale sells exactly its stock only if no payment is declined: "
@@ -141,13 +166,17 @@ async def bench(
     processes: int,
     order_deadline: float,
     progress: Progress,
+    poll_every: float | None = None,
 ) -> Figures:
     """Against the running system at `urls`, or one started for the run and stopped after."""
     if urls:
-        return await measure(plan, [url.rstrip("/") for url in urls], order_deadline, progress)
+        bases = [url.rstrip("/") for url in urls]
+        return await measure(plan, bases, order_deadline, progress, poll_every=poll_every)
     with tempfile.TemporaryDirectory(prefix="sagashop-bench-") as workdir:
         async with started_system(settings, processes, Path(workdir)) as system:
-            return await measure(plan, system.urls, order_deadline, progress, system)
+            return await measure(
+                plan, system.urls, order_deadline, progress, system, poll_every=poll_every
+            )
 
 
 async def measure(
@@ -156,6 +185,7 @@ async def measure(
     order_deadline: float,
     progress: Progress,
     system: System | None = None,
+    poll_every: float | None = None,
 ) -> Figures:
     """Stock the shop, place the purchases, then audit and read each process's vitals."""
     rng = random.Random(plan.seed)
@@ -165,7 +195,7 @@ async def measure(
         orders = await _stock_the_shop(http, urls, plan, rng, progress)
         placing = progress.add_task("purchases", total=plan.purchases)
         outcomes, seconds = await drive(
-            Buyer(http, order_deadline),
+            Buyer(http, order_deadline, poll_every),
             urls,
             orders,
             plan.concurrency,

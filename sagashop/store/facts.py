@@ -3,6 +3,7 @@ as they are and read back by name (see `sagashop.audit`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypedDict
@@ -18,10 +19,24 @@ class Table(TypedDict):
     rows: list[list[Any]]
 
 
+CHUNK = 5_000
+
+
 async def table(model: type[Model], *columns: str) -> Table:
-    """Every row of `model`, with the given columns."""
-    found = await model.all().values_list(*columns)
-    return {"columns": list(columns), "rows": [[json_value(v) for v in row] for row in found]}
+    """Every row of `model`, with the given columns, as the database driver returns them (the
+    ORM's building of each row, dates parsed, cost more than the read itself at 100,000 rows),
+    made JSON a chunk at a time, so that the loop serves others meanwhile."""
+    meta = model._meta
+    connection = meta.db
+    query = connection.query_class.from_(meta.basetable).select(
+        *(meta.fields_db_projection[name] for name in columns)
+    )
+    _, found = await connection.execute_query(str(query))
+    rows: list[list[Any]] = []
+    for start in range(0, len(found), CHUNK):
+        rows += [[json_value(v) for v in row] for row in found[start : start + CHUNK]]
+        await asyncio.sleep(0)
+    return {"columns": list(columns), "rows": rows}
 
 
 @asynccontextmanager

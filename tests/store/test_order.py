@@ -3,15 +3,17 @@ it and owes its undoing; `ask` reaches the user and item services in this proces
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from sagashop.actors.order import Deadlines
+from sagashop.actors.order import LOOK_AGAIN, Deadlines
 from sagashop.errors import Conflict, NotFound
 from sagashop.events import EventName, new_id
 from sagashop.requests import Request
 from sagashop.saga import Service
+from sagashop.store.order import Order, OrderStatus
 from tests.store.harness import Purchase, Steps
 
 PLACE = Request.PLACE_ORDER
@@ -182,3 +184,23 @@ async def test_an_order_past_its_deadline_is_cancelled_once_and_owes_its_undoing
     assert given_back is not None
     assert given_back.name is EventName.ORDER_CANCELLED
     assert (await order_view(steps, purchase))["owes"] == "settling"
+
+
+async def test_a_waiting_read_sees_an_order_ended_by_another_process(steps: Steps) -> None:
+    """Where several processes run the order service, the step that ends an order may be taken
+    in another one, which wakes no one here: the wait still answers, long before it runs out."""
+    purchase = await steps.purchase()
+    await place(steps, purchase)
+    waiting = steps.spawn(
+        steps.services["order"].queries[Request.GET_ORDER_STATUS](
+            order_id=purchase.order_id, wait=30
+        )
+    )
+
+    ended = await steps.read(
+        lambda: Order.filter(id=purchase.order_id).update(status=OrderStatus.COMPLETED)
+    )
+    status = await asyncio.wait_for(waiting, timeout=LOOK_AGAIN * 4)
+
+    assert ended == 1
+    assert status["status"] == "COMPLETED"

@@ -231,3 +231,5 @@ def test_a_flash_sale_with_declined_payments_is_refused_before_anything_starts(
     assert run_command(["--scenario", "flash-sale", "--payment-failure-rate", "0.1"]) == 2
     assert "--payment-failure-rate 0" in capsys.readouterr().err
     assert run_command(["--processes", "0"]) == 2
+    assert run_command(["--poll-every", "0"]) == 2
+    assert "--poll-every" in capsys.readouterr().err
