@@ -14,8 +14,13 @@ from typing import Any, ClassVar
 
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext, _current_context
+from tortoise.transactions import in_transaction
+from tortoise.utils import generate_schema_for_client
 
 from sagashop.store.tortoise_fix import release_the_connection_when_begin_fails
+
+SCHEMA_LOCK = 0x5A6A5
+"""The PostgreSQL advisory lock taken while creating tables (any number no one else uses)."""
 
 
 class Store:
@@ -52,10 +57,22 @@ class Store:
             # dialect: a store opened after one on another database must not reuse it.
             EXECUTOR_CACHE.clear()
             await self.tortoise.init(config=self._config())
-            await self.tortoise.generate_schemas(safe=True)
+            await self._create_missing_tables()
         except BaseException:
             await self.close()
             raise
+
+    async def _create_missing_tables(self) -> None:
+        """On PostgreSQL under a lock of the database's: processes starting together on an
+        empty database deadlocked creating the same tables (two replicas, measured); with the
+        lock one creates them and the others find them there."""
+        for connection in self.tortoise.connections.all():
+            if connection.capabilities.dialect != "postgres":
+                await generate_schema_for_client(connection, safe=True)
+                continue
+            async with in_transaction(connection.connection_name) as locked:
+                await locked.execute_query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK])
+                await generate_schema_for_client(locked, safe=True)
 
     async def close(self) -> None:
         await self.tortoise.close_connections()
