@@ -50,6 +50,16 @@ async def test_uniform_purchases_end_and_are_counted_by_how_they_ended(shop: Sho
 
 
 @on_one_system
+async def test_clients_that_poll_see_every_purchase_end(shop: Shop) -> None:
+    plan = make_plan("uniform", purchases=20, concurrency=5)
+
+    run = await measure(plan, [front_door(shop)], DEADLINE, quiet(), poll_every=0.02)
+
+    assert run.failures() == []
+    assert run.statuses == {"COMPLETED": 20}
+
+
+@on_one_system
 async def test_an_order_with_no_final_status_by_its_deadline_counts_as_lost(shop: Shop) -> None:
     order = {"userId": await shop.new_user(), "itemId": await shop.new_item(), "quantity": 1}
     async with aiohttp.ClientSession() as http:
