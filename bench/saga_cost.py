@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import statistics
 import tempfile
 import time
@@ -31,7 +32,7 @@ from sagashop.embedded_redis import embedded_redis
 from sagashop.http import create_app
 
 SQL_VERBS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
-BACKGROUND = ('"retry_at"<=', '"published"=? AND "handled_at"<')
+BACKGROUND = re.compile(r'"retry_at"<=|"published"=(\?|\$\d+) AND "handled_at"<')
 """What the periodic work reads whether or not anyone buys (the order service's sweep, the
 relay's look for unpublished outcomes): counted apart, since it depends on time, not purchases."""
 
@@ -51,7 +52,7 @@ class StatementCounter(logging.Handler):
         words = text.split(None, 1)
         if not words or words[0].upper() not in SQL_VERBS:
             return
-        if any(mark in text for mark in BACKGROUND):
+        if BACKGROUND.search(text):
             self.background += 1
         else:
             self.verbs[words[0].upper()] += 1

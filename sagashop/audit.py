@@ -113,10 +113,11 @@ def check(facts: Facts, now: datetime | None = None, settle: float = 5.0) -> Rep
 
 
 def _orders(rows: list[Row]) -> dict[str, Row]:
-    for order in rows:
-        for moment in ("created_at", "updated_at", "deadline_at"):
-            order[moment] = datetime.fromisoformat(order[moment])
-    return {order["id"]: order for order in rows}
+    moments = ("created_at", "updated_at", "deadline_at")
+    return {
+        order["id"]: {**order, **{m: datetime.fromisoformat(order[m]) for m in moments}}
+        for order in rows
+    }
 
 
 def _triage(

@@ -255,6 +255,8 @@ async def _once_ended(
     """What `read` finds once the order is no longer PENDING, or when `wait` runs out. It reads
     again as soon as the order takes a step in this process, and every `LOOK_AGAIN` seconds
     besides: where several processes run the order service, the step may be taken in another."""
+    if wait <= 0:
+        return await read()
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + wait
     while True:

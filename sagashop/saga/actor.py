@@ -71,8 +71,6 @@ class Mailbox(queue.Queue[Any]):
                     break
                 most -= len(waiting.events)
                 taken.append(self.queue.popleft().message)
-            if taken:
-                self.not_full.notify()
         return taken
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any
+from uuid import UUID
 
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -85,7 +86,7 @@ class StepLog:
         acted: dict[tuple[str, str], tuple[int, Event | None]] = {}
         async with store_errors(), in_transaction(self.service) as connection:
             won = await insert_new(connection, rows, ("id", "order_id", "step"))
-            claimed = {(str(row["order_id"]), row["step"]): row["id"] for row in won}
+            claimed = {(_canonical(row["order_id"]), row["step"]): row["id"] for row in won}
             for claim in claims:
                 if claim.key in claimed and claim.key not in acted:
                     acted[claim.key] = (claimed[claim.key], await claim.action())
@@ -106,9 +107,9 @@ class StepLog:
             found_rows = await self.records.filter(order_id__in=[order for order, _ in keys])
         wanted = set(keys)
         return {
-            (str(row.order_id), row.step): self._replay(row)
+            (_canonical(row.order_id), row.step): self._replay(row)
             for row in found_rows
-            if (str(row.order_id), row.step) in wanted
+            if (_canonical(row.order_id), row.step) in wanted
         }
 
     async def _act(self, chosen: Step, event: Event) -> Event | None:
@@ -220,4 +221,9 @@ class _Claim:
 
     @property
     def key(self) -> tuple[str, str]:
-        return self.order_id, self.step
+        """As the claim's row says it back (a database may spell a UUID its own way)."""
+        return _canonical(self.order_id), self.step
+
+
+def _canonical(order_id: Any) -> str:
+    return str(UUID(str(order_id)))
