@@ -90,6 +90,9 @@ class StepLog:
             for claim in claims:
                 if claim.key in claimed and claim.key not in acted:
                     acted[claim.key] = (claimed[claim.key], await claim.action())
+            if len(acted) != len(claimed):  # a row claimed for no step here: never commit that
+                unmatched = sorted(set(claimed) - set(acted))
+                raise RuntimeError(f"{self.service}: claimed, with nothing to take: {unmatched}")
             outcomes = {record_id: o.to_dict() for record_id, o in acted.values() if o}
             await update_each(connection, self.records, "outcome", outcomes)
         for (order_id, _), (record_id, outcome) in acted.items():

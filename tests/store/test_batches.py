@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pykka
 import pytest
@@ -135,3 +136,18 @@ async def test_after_a_failed_batch_the_actor_takes_each_event_alone(
     [letter] = await steps.dead_letters("user", poisoned.order_id)
     assert "ZeroDivisionError" in letter["error"]
     assert (await steps.holdings(poisoned)).balance == 5_000
+
+
+async def test_an_order_id_spelt_in_capitals_is_still_taken_once(steps: Steps) -> None:
+    """A database may say a UUID back its own way (PostgreSQL does): the claim still finds its
+    step, and the step acts, instead of being recorded as taken with nothing done."""
+    purchase = await steps.purchase(balance=5_000, price=1_000)
+    shouted = replace(purchase.created, order_id=purchase.order_id.upper())
+
+    first = await steps.take("user", shouted)
+    again = await steps.take("user", purchase.created)
+
+    assert first is not None
+    assert first.name == EventName.BALANCE_RESERVED
+    assert again == first
+    assert await steps.held("user", purchase.order_id) == "reserved"
