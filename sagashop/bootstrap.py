@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -53,6 +53,7 @@ class Node:
         self, settings: Settings, redis: Redis, catalogue: Sequence[Service] = SERVICES
     ) -> None:
         self.settings = settings
+        self.redis = redis
         self.catalogue = {service.name: service for service in catalogue}
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
         channels = Channels(settings.namespace)
@@ -163,15 +164,40 @@ class Node:
         if self.settings.services:
             await self.loop.spawn(self.store.close())
 
+    async def readiness(self) -> dict[str, str]:
+        """What this process needs in order to serve, each "ok" or why not: Redis, the database
+        of each of its services, and each service's actor."""
+        checks = {"redis": self._checked(self.redis.ping())}
+        for name in self.services:
+            checks[f"database {name}"] = self._checked(self.loop.spawn(self.store.ping(name)))
+        found = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
+        for name, actor in self.actors.items():
+            found[f"actor {name}"] = "ok" if actor.is_alive() else "stopped"
+        return found
+
+    @staticmethod
+    async def _checked(probe: Awaitable[Any], within: float = 2.0) -> str:
+        try:
+            async with asyncio.timeout(within):
+                await probe
+        except TimeoutError:
+            return f"no answer within {within:g}s"
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        return "ok"
+
     async def _drain_actors(self) -> None:
         loop = asyncio.get_running_loop()
         drained = []
         for actor in self.actors.values():
+            if not actor.is_alive():
+                continue
             reply: asyncio.Future[None] = loop.create_future()
             actor.tell(Drain(reply))
             drained.append(reply)
         await asyncio.gather(*drained)
-        await asyncio.gather(*(asyncio.to_thread(actor.stop) for actor in self.actors.values()))
+        alive = [actor for actor in self.actors.values() if actor.is_alive()]
+        await asyncio.gather(*(asyncio.to_thread(actor.stop) for actor in alive))
 
     async def ask(
         self, service: str, request: str, args: Mapping[str, Any], patience: float = 0.0

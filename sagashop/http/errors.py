@@ -39,8 +39,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        code = _HTTP_CODES.get(error.status, "http_error")
-        return error_response(error.status, {"code": code, "message": _describe(request, error)})
+        body = {"code": _HTTP_CODES.get(error.status, "http_error")}
+        response = error_response(error.status, {**body, "message": _describe(request, error)})
+        if "Allow" in error.headers:  # a 405 says which methods are (RFC 9110, 15.5.6)
+            response.headers["Allow"] = error.headers["Allow"]
+        return response
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, {"code": "internal_error", "message": "see the server log"})

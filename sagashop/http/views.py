@@ -204,6 +204,21 @@ async def run_audit(request: web.Request) -> web.Response:
     return web.json_response(report.to_dict())
 
 
+@routes.get("/healthz")
+async def alive(_request: web.Request) -> web.Response:
+    """The process is up and its loop answers (liveness: restart it if not)."""
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def ready(request: web.Request) -> web.Response:
+    """Redis, this process's databases and its actors all answer (readiness: send it work);
+    503, naming what does not, otherwise."""
+    checks = await request.app[NODE].readiness()
+    is_ready = all(outcome == "ok" for outcome in checks.values())
+    return web.json_response({"ready": is_ready, "checks": checks}, status=200 if is_ready else 503)
+
+
 @routes.get("/health")
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]

@@ -74,6 +74,10 @@ class Store:
                 await locked.execute_query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK])
                 await generate_schema_for_client(locked, safe=True)
 
+    async def ping(self, service: str) -> None:
+        """Raises unless the service's database answers."""
+        await self.tortoise.connections.get(service).execute_query("SELECT 1")
+
     async def close(self) -> None:
         await self.tortoise.close_connections()
         if Store._open is self:

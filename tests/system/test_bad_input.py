@@ -185,3 +185,10 @@ async def test_unknown_things_answer_json_errors(
 
     assert (answer, error["error"]["code"]) == (status, code)
     assert error["error"]["message"]
+
+
+async def test_a_method_not_allowed_names_the_methods_that_are(shop: Shop) -> None:
+    async with shop.client.request("DELETE", "/orders") as response:
+        allowed = {method.strip() for method in response.headers.get("Allow", "").split(",")}
+        assert response.status == 405
+    assert allowed == {"POST"}
