@@ -24,7 +24,7 @@ from sagashop.store.inventory import (
     SlotReservation,
 )
 from sagashop.store.render import as_json
-from sagashop.store.rows import insert_new
+from sagashop.store.rows import insert_once
 
 log = logging.getLogger("sagashop.inventory")
 
@@ -61,9 +61,7 @@ async def _take_slots(user_id: str, quantity: int) -> bool:
     if await _take_free(user_id, quantity):
         return True
     new_bag = Bag(user_id=user_id, capacity=BAG_SLOTS, free=BAG_SLOTS)
-    return bool(await insert_new(Bag._meta.db, [new_bag], ("user_id",))) and await _take_free(
-        user_id, quantity
-    )
+    return await insert_once(new_bag) and await _take_free(user_id, quantity)
 
 
 async def _take_free(user_id: str, quantity: int) -> bool:
@@ -97,7 +95,7 @@ async def _put_in_bag(user_id: str, item_id: str, quantity: int) -> None:
         quantity=F("quantity") + quantity
     ):
         pile = BagItem(user_id=user_id, item_id=item_id, quantity=quantity)
-        if await insert_new(BagItem._meta.db, [pile], ("id",)):
+        if await insert_once(pile):
             return
 
 

@@ -17,7 +17,7 @@ from sagashop.saga import Contention, Service, step
 from sagashop.store.facts import table
 from sagashop.store.payment import Payment, PaymentDeadLetter, PaymentState, PaymentStep
 from sagashop.store.render import as_json, now
-from sagashop.store.rows import insert_new
+from sagashop.store.rows import insert_once
 
 log = logging.getLogger("sagashop.payment")
 
@@ -73,7 +73,7 @@ async def _record(event: Event, state: PaymentState, reason: str | None = None) 
         state=state,
         reason=reason,
     )
-    return bool(await insert_new(Payment._meta.db, [payment], ("order_id",)))
+    return await insert_once(payment)
 
 
 async def configure(

@@ -9,7 +9,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from sagashop.store.render import now
-from sagashop.store.rows import insert_new
+from sagashop.store.rows import insert_once
 
 
 class ReservationState(StrEnum):
@@ -44,7 +44,7 @@ class Reservation(Model):
         """Hold for the order, unless it has a row here already (voided by a compensation that
         came first): one statement either way. Whether it holds now."""
         row = cls(order_id=order_id, state=ReservationState.RESERVED, **columns)
-        return bool(await insert_new(cls._meta.db, [row], ("order_id",)))
+        return await insert_once(row)
 
     @classmethod
     async def unhold(cls, order_id: str) -> None:

@@ -54,6 +54,13 @@ async def insert_new(
     return await connection.execute_query_dict(text, values)
 
 
+async def insert_once(row: Model) -> bool:
+    """INSERT the row unless a unique constraint says it is there already; whether it was
+    written (one statement either way, and no exception to roll back from)."""
+    meta = type(row)._meta
+    return bool(await insert_new(meta.db, [row], (meta.pk_attr,)))
+
+
 async def update_each(
     connection: BaseDBAsyncClient, model: type[Model], column: str, values: Mapping[Any, Any]
 ) -> None:
