@@ -24,9 +24,11 @@ from sagashop.actors.payment import PaymentMock
 from sagashop.config import Settings
 from sagashop.errors import NotFound
 from sagashop.events import Event, new_id
+from sagashop.metrics import Metrics
+from sagashop.monitor import StepFeed
 from sagashop.requests import Request
 from sagashop.saga import Service, StepLog
-from sagashop.saga.actor import Call, Drain, HandleEvents, ServiceActor
+from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, ServiceActor
 from sagashop.saga.declare import Handler
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.outbox import Relay
@@ -56,13 +58,15 @@ class Node:
         self.redis = redis
         self.catalogue = {service.name: service for service in catalogue}
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
-        channels = Channels(settings.namespace)
+        channels = self.channels = Channels(settings.namespace)
         transport = event_transport(settings.bus, redis, channels, self.id, settings.reclaim_idle)
         self.events = FaultInjection(
             transport, Faults(settings.fault_drop, settings.fault_duplicate)
         )
         self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis))
-        self.relay = Relay(self.events.publish)
+        self.metrics = Metrics(settings.bus, self.catalogue, settings.saga_deadline)
+        self.relay = Relay(self._publish)
+        self.feed = StepFeed(redis, channels.monitor(), self.id)
         mine = [self.catalogue[name] for name in settings.services]
         self.store = Store(
             {service.name: settings.database_url_for(service.name) for service in mine},
@@ -74,6 +78,9 @@ class Node:
         self.step_logs: dict[str, StepLog] = {}
         self.actors: dict[str, Any] = {}
         self.lag = LoopLag()
+        self.metrics.watch(
+            lambda: self.relay.backlog, lambda: self.lag.latest, lambda: self.lag.longest
+        )
         self._relay_task: asyncio.Task[None] | None = None
         self._periodic: list[asyncio.Task[None]] = []
         self._loop: LoopBridge | None = None
@@ -91,6 +98,8 @@ class Node:
             self._start_service(self.catalogue[name])
         self._relay_task = self.loop.spawn(self.relay.run(list(self.step_logs.values())))
         self._periodic.append(asyncio.create_task(self.lag.watch()))
+        if self.services:
+            self._periodic.append(asyncio.create_task(self.feed.run()))
         await self.requests.start(list(self.services), self.dispatch)
         handled = {name: service.events for name, service in self.services.items()}
         await self.events.start(handled, self._receive)
@@ -106,12 +115,13 @@ class Node:
 
     def _start_service(self, declared: Service) -> None:
         name = declared.name
-        step_log = StepLog(name, declared.records, declared.dead_letters, self.relay)
+        step_log = StepLog(name, declared.records, declared.dead_letters, self.relay, self.feed)
         deps = {
             "ask": self.ask,
             "step_log": step_log,
             "payments": self.payments,
             "deadlines": self.deadlines,
+            "sagas": self.metrics.sagas,
         }
         bound = declared.bind(deps)
         service = replace(
@@ -120,6 +130,7 @@ class Node:
                 **bound.queries,
                 Request.TIMELINE: step_log.timeline,
                 Request.DEAD_LETTERS: step_log.dead,
+                Request.COUNT_DEAD_LETTERS: step_log.count_dead,
             },
             commands={
                 **bound.commands,
@@ -128,13 +139,23 @@ class Node:
         )
         self.services[name] = service
         self.step_logs[name] = step_log
-        self.actors[name] = ServiceActor.start(service, step_log, self.loop, RetryPolicy())
+        self.actors[name] = self._start_actor(service, step_log)
+
+    def _start_actor(self, service: Service, step_log: StepLog) -> Any:
+        """The service's actor, its steps and its mailbox measured."""
+        measured = self.metrics.service(service)
+        actor = ServiceActor.start(service, step_log, self.loop, RetryPolicy(), measured)
+        mailbox = actor.actor_inbox
+        assert isinstance(mailbox, Mailbox)
+        self.metrics.watch_mailbox(service.name, mailbox.depth)
+        return actor
 
     def _replayer(self, name: str, step_log: StepLog) -> Handler:
         async def replay_dead_letter(letter_id: int) -> dict[str, Any]:
             """Deliver a dead letter's event to its service again (after a fix, say)."""
             event = await step_log.exhume(letter_id)
             self.actors[name].tell(HandleEvents((event,)))
+            self.metrics.replayed(name)
             return {"replayed": f"{name}-{letter_id}", "orderId": event.order_id}
 
         return replay_dead_letter
@@ -226,6 +247,13 @@ class Node:
 
     def _receive(self, service: str, events: list[Event], done: Done | None) -> None:
         self.actors[service].tell(HandleEvents(tuple(events), done))
+        self.metrics.received.count(events)
+
+    async def _publish(self, events: Sequence[Event]) -> list[int]:
+        """The relay's way onto the bus, counting what went out."""
+        receivers = await self.events.publish(events)
+        self.metrics.published.count(events)
+        return receivers
 
 
 async def _in_snapshot(service: str, query: Handler, args: dict[str, Any]) -> Any:

@@ -23,13 +23,13 @@ from aiohttp import web
 
 import sagashop.audit as audit
 import sagashop.config as config
-from sagashop.actors import SERVICE_NAMES
 from sagashop.bench import run as bench
 from sagashop.bootstrap import running_node
 from sagashop.chaos import run as chaos
 from sagashop.embedded_redis import NoRedisServer, embedded_redis
 from sagashop.errors import Unavailable
 from sagashop.http import create_app
+from sagashop.logs import configure_logging
 
 log = logging.getLogger("sagashop")
 
@@ -113,15 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     except NoRedisServer as error:
         log.error("%s", error)
         return 1
-
-
-def configure_logging(settings: config.Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
-    if settings.log_steps:
-        for service in SERVICE_NAMES:
-            logging.getLogger(f"sagashop.{service}").setLevel(logging.DEBUG)
 
 
 @contextmanager

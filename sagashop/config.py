@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,12 @@ from sagashop.actors import SERVICE_NAMES
 from sagashop.transport import TRANSPORTS
 
 SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
+LOG_FORMATS = ("console", "json")
+
+
+def terminal_log_format() -> str:
+    """console for a person at a terminal; json for whatever collects the logs otherwise."""
+    return "console" if sys.stderr.isatty() else "json"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class Settings:
     payment_seed: int | None = None
     log_level: str = "INFO"
     log_steps: bool = False
+    log_format: str = field(default_factory=terminal_log_format)
     bus: str = "pubsub"
     saga_deadline: float = 30.0
     nudge_after: float = 5.0
@@ -84,6 +92,12 @@ def _switch(value: str) -> bool:
     return words[value.lower()]
 
 
+def _log_format(value: str) -> str:
+    if value.lower() not in LOG_FORMATS:
+        raise ValueError(f"{value!r} is not one of {', '.join(LOG_FORMATS)}")
+    return value.lower()
+
+
 def _bus(value: str) -> str:
     if value not in TRANSPORTS:
         raise ValueError(f"{value!r} is not one of {', '.join(TRANSPORTS)}")
@@ -132,6 +146,13 @@ _SOURCES: dict[str, Source] = {
         "on: one line per saga step (off by default: it costs time at speed, and each order's "
         "timeline keeps the same facts)",
         _switch,
+    ),
+    "log_format": Source(
+        "--log-format",
+        "LOG_FORMAT",
+        "console, or json: one JSON object per line (default: console when stderr is a "
+        "terminal, json otherwise)",
+        _log_format,
     ),
     "bus": Source(
         "--bus", "BUS", "how events travel: pubsub, or streams (kept until handled)", _bus

@@ -47,6 +47,42 @@ class EventName(StrEnum):
     NOTIFICATION_SENT = "notification.sent"
 
 
+COMPENSATIONS = frozenset(
+    {
+        EventName.BALANCE_RELEASED,
+        EventName.INVENTORY_RELEASED,
+        EventName.ITEM_RELEASED,
+        EventName.PAYMENT_REFUNDED,
+        EventName.ORDER_CANCELLED,
+    }
+)
+"""Events that undo an earlier step (the saga's compensations)."""
+FAILURES = frozenset(
+    {
+        EventName.BALANCE_REJECTED,
+        EventName.INVENTORY_REJECTED,
+        EventName.ITEM_REJECTED,
+        EventName.PAYMENT_REJECTED,
+        EventName.ORDER_EXPIRED,
+    }
+)
+"""Events that refuse a step, after which the saga turns back."""
+
+
+def kind_of(name: str) -> str:
+    """How the monitor draws a step that emitted `name`: "failure", "compensation" or "forward"."""
+    if name in FAILURES:
+        return "failure"
+    return "compensation" if name in COMPENSATIONS else "forward"
+
+
+def refused_by(reason: str | None) -> str | None:
+    """The service a failure reason names first ("payment: declined by the mock provider",
+    "item failed: internal error (…)"); every reason of this saga starts so."""
+    service = (reason or "").partition(":")[0].removesuffix(" failed")
+    return service if service.isidentifier() else None
+
+
 class MalformedEvent(ValueError):
     """Bytes from the bus that are not an event of this contract."""
 

@@ -12,6 +12,8 @@ class Request(StrEnum):
     GET_ORDER = "get_order"
     GET_ORDER_STATUS = "get_order_status"
     LIST_USER_ORDERS = "list_user_orders"
+    LIST_ORDERS = "list_orders"
+    COUNT_ORDERS = "count_orders"
     CREATE_USER = "create_user"
     GET_USER = "get_user"
     CREATE_ITEM = "create_item"
@@ -20,6 +22,7 @@ class Request(StrEnum):
     GET_INVENTORY = "get_inventory"
     LIST_NOTIFICATIONS = "list_notifications"
     CONFIGURE_PAYMENTS = "configure"
+    PAYMENT_SETTINGS = "payment_settings"
 
     ORDER_STATE = "order_state"
     """What a service holds for one order: a service that answers it is stateful."""
@@ -29,4 +32,5 @@ class Request(StrEnum):
     TIMELINE = "timeline"
     """The steps a service took for one order (every service answers it: see `Node`)."""
     DEAD_LETTERS = "dead_letters"
+    COUNT_DEAD_LETTERS = "count_dead_letters"
     REPLAY_DEAD_LETTER = "replay_dead_letter"

@@ -15,6 +15,7 @@ class LoopLag:
 
     def __init__(self, every: float = 0.05) -> None:
         self.every = every
+        self.latest = 0.0
         self.longest = 0.0
 
     async def watch(self) -> None:
@@ -23,7 +24,8 @@ class LoopLag:
         while True:
             started = loop.time()
             await asyncio.sleep(self.every)
-            self.longest = max(self.longest, loop.time() - started - self.every)
+            self.latest = loop.time() - started - self.every
+            self.longest = max(self.longest, self.latest)
 
 
 def memory() -> dict[str, int | None]:

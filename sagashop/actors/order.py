@@ -26,8 +26,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from tortoise.functions import Count
+
 from sagashop.errors import Conflict, NotFound
-from sagashop.events import Event, EventName
+from sagashop.events import Event, EventName, refused_by
+from sagashop.metrics import Sagas
 from sagashop.requests import Request
 from sagashop.saga import Service, StepLog, step
 from sagashop.store.facts import table
@@ -65,6 +68,7 @@ async def place_order(
     ask: Ask,
     step_log: StepLog,
     deadlines: Deadlines,
+    sagas: Sagas,
 ) -> dict[str, Any]:
     """Check the user and price the item first, so an unknown one is a 404 and no saga starts.
     Placing the same order id again opens nothing new: it answers with the order placed then
@@ -94,6 +98,7 @@ async def place_order(
 
     await step_log.record(str(order.id), "create", "place_order", open_it)
     if fresh:
+        sagas.started(str(order.id))
         return as_json(order, "backoff")
     placed = await get_order(str(order.id), step_log=step_log)
     if (placed["userId"], placed["itemId"], placed["quantity"]) != (user_id, item_id, quantity):
@@ -113,17 +118,22 @@ def _event(name: EventName, order: Order, reason: str | None = None) -> Event:
     )
 
 
-async def complete_order(event: Event, *, deadlines: Deadlines) -> Event | None:
+async def complete_order(
+    event: Event, *, deadlines: Deadlines, step_log: StepLog, sagas: Sagas
+) -> Event | None:
     ended = await _end(event.order_id, deadlines, status=OrderStatus.COMPLETED)
     if not ended:
         return None  # it expired meanwhile: the payment service refunds what it took
-    log.debug("order %s: completed", event.order_id)
+    step_log.after_commit(partial(sagas.completed, event.order_id))
     return event.follow(EventName.ORDER_COMPLETED)
 
 
-async def cancel_order(event: Event, *, deadlines: Deadlines) -> Event | None:
+async def cancel_order(
+    event: Event, *, deadlines: Deadlines, step_log: StepLog, sagas: Sagas
+) -> Event | None:
     """The user's money is back: cancel the order, or, if it expired, stop asking for that."""
     if await _end(event.order_id, deadlines, OrderStatus.CANCELLED, event.reason):
+        step_log.after_commit(partial(sagas.cancelled, event.order_id, event.reason))
         log.debug("order %s: cancelled (%s)", event.order_id, event.reason)
     elif await _owed_next(event.order_id, Owed.UNDOING, Owed.SETTLING, deadlines):
         log.debug("order %s: everything it held is given back", event.order_id)
@@ -158,7 +168,7 @@ def _owing(owed: Owed | None, deadlines: Deadlines) -> dict[str, Any]:
     return {"owes": owed, "retry_at": retry_at, "backoff": 0}
 
 
-async def sweep(*, step_log: StepLog, deadlines: Deadlines) -> dict[str, int]:
+async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dict[str, int]:
     """Ask again for what the due orders are owed, and end those past their deadline."""
     moment = now()
     due = await Order.filter(retry_at__lte=moment).order_by("retry_at").limit(SWEEP_BATCH)
@@ -166,11 +176,11 @@ async def sweep(*, step_log: StepLog, deadlines: Deadlines) -> dict[str, int]:
     for order in due:
         expiring = order.owes is Owed.OUTCOME and moment >= order.deadline_at
         if expiring:
-            await step_log.record(
-                str(order.id), "expire", "deadline", partial(_expire, order, deadlines)
-            )
+            expire = partial(_expire, order, deadlines, step_log, sagas)
+            await step_log.record(str(order.id), "expire", "deadline", expire)
         elif await _take_turn(order, deadlines, moment):
             await step_log.republish(str(order.id), _last_step(order))
+            sagas.redriven(order.owes)
         else:
             continue  # another process running the order service took this one
         done["expired" if expiring else f"asked again for {order.owes}"] += 1
@@ -198,7 +208,9 @@ async def _take_turn(order: Order, deadlines: Deadlines, moment: datetime) -> bo
     return bool(taken)
 
 
-async def _expire(order: Order, deadlines: Deadlines) -> Event | None:
+async def _expire(
+    order: Order, deadlines: Deadlines, step_log: StepLog, sagas: Sagas
+) -> Event | None:
     """Cancel at once; the undoing is owed until the user has their money back."""
     reason = f"order: no outcome within the {deadlines.saga:g}s deadline"
     ended = await Order.filter(id=order.id, status=OrderStatus.PENDING).update(
@@ -210,6 +222,7 @@ async def _expire(order: Order, deadlines: Deadlines) -> Event | None:
     if not ended:
         return None
     log.warning("order %s: expired; undoing what it holds", order.id)
+    step_log.after_commit(partial(sagas.expired, str(order.id)))
     return _event(EventName.ORDER_EXPIRED, order, reason)
 
 
@@ -273,6 +286,31 @@ async def list_user_orders(user_id: str) -> dict[str, Any]:
     return {"userId": user_id, "orders": [as_json(order, "backoff") for order in orders]}
 
 
+async def list_orders(status: str | None = None, limit: int = 50) -> dict[str, Any]:
+    """The latest orders, newest first, of one status if given (the monitor's list)."""
+    chosen = Order.all() if status is None else Order.filter(status=OrderStatus(status))
+    orders = await chosen.order_by("-created_at", "-id").limit(limit)
+    return {"orders": [as_json(order, "backoff") for order in orders]}
+
+
+async def count_orders() -> dict[str, Any]:
+    """How many orders stand where, and which service's refusal cancelled how many ("order"
+    for those that expired)."""
+    rows = (
+        await Order.annotate(count=Count("id"))
+        .group_by("status", "failure_reason")
+        .values("status", "failure_reason", "count")
+    )
+    by_status: Counter[str] = Counter()
+    cancelled_by: Counter[str] = Counter()
+    for row in rows:
+        by_status[row["status"]] += row["count"]
+        if row["status"] == OrderStatus.CANCELLED:
+            cancelled_by[refused_by(row["failure_reason"]) or "other"] += row["count"]
+    statuses = {status.value: by_status[status.value] for status in OrderStatus}
+    return {"byStatus": statuses, "cancelledBy": dict(cancelled_by)}
+
+
 SERVICE = Service(
     name="order",
     records=OrderStep,
@@ -297,6 +335,8 @@ SERVICE = Service(
         Request.GET_ORDER: get_order,
         Request.GET_ORDER_STATUS: get_order_status,
         Request.LIST_USER_ORDERS: list_user_orders,
+        Request.LIST_ORDERS: list_orders,
+        Request.COUNT_ORDERS: count_orders,
         Request.AUDIT_FACTS: audit_facts,
     },
     periodic={"sweep": sweep},

@@ -84,6 +84,10 @@ async def configure(
     return {"failureRate": failure_rate, "seed": seed}
 
 
+async def settings(*, payments: PaymentMock) -> dict[str, Any]:
+    return {"failureRate": payments.failure_rate, "seed": payments.seed}
+
+
 async def audit_facts() -> dict[str, Any]:
     return {"payments": await table(Payment, "order_id", "state", "amount")}
 
@@ -113,5 +117,9 @@ SERVICE = Service(
         ),
     ),
     commands={Request.CONFIGURE_PAYMENTS: configure},
-    queries={Request.ORDER_STATE: order_state, Request.AUDIT_FACTS: audit_facts},
+    queries={
+        Request.ORDER_STATE: order_state,
+        Request.AUDIT_FACTS: audit_facts,
+        Request.PAYMENT_SETTINGS: settings,
+    },
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from importlib.metadata import version
 
 from aiohttp import web
 
@@ -11,6 +12,9 @@ from sagashop.bootstrap import running_node
 from sagashop.config import Settings
 from sagashop.http.context import NODE
 from sagashop.http.errors import json_errors
+from sagashop.http.metrics import routes as metrics_routes
+from sagashop.http.monitor import add_monitor
+from sagashop.http.openapi import add_docs
 from sagashop.http.views import routes
 from sagashop.saga import Service
 
@@ -28,4 +32,7 @@ def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> w
 
     app.cleanup_ctx.append(node_lifecycle)
     app.add_routes(routes)
+    app.add_routes(metrics_routes)
+    add_monitor(app)
+    add_docs(app, "sagashop", version("sagashop"))
     return app

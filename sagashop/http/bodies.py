@@ -2,49 +2,91 @@
 
 from __future__ import annotations
 
-import math
+import re
 import uuid
 from collections.abc import Collection
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from sagashop.errors import InvalidRequest, NotFound
 from sagashop.events import new_id
 from sagashop.http.errors import UnsupportedMediaType
+from sagashop.store.order import OrderStatus
 
 MAX_QUANTITY = 99
 MAX_BALANCE = 10**12
 MAX_PRICE = 10**9
 MAX_STOCK = 10**6
+MAX_LIST = 200
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
+def _whole(value: Any) -> Any:
+    """46.0 is the integer 46, as JSON Schema (and so the OpenAPI document) says; 46.5, "46"
+    and true are left as they are, for the strict check to refuse."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_whole)]
+"""An integer field of a body: a JSON number with no fraction."""
+
+
 class Body(BaseModel):
-    """Strict: no extra fields, no "2" for 2, no 1.5 or true for an integer."""
+    """Strict: no extra fields, no "2" for 2, no 1.5 or true for an integer (but 2.0 is 2)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Query(BaseModel):
+    """Query parameters: text in the URL, so "50" is 50; parameters not named are ignored."""
+
+    model_config = ConfigDict(frozen=True)
+
+
+Q = TypeVar("Q", bound=Query)
 
 
 class PlaceOrder(Body):
     userId: UUID
     itemId: UUID
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    quantity: Whole = Field(ge=1, le=MAX_QUANTITY)
 
 
 class NewUser(Body):
     username: Name
-    balance: int = Field(ge=0, le=MAX_BALANCE)
+    balance: Whole = Field(ge=0, le=MAX_BALANCE)
     active: bool = True
 
 
 class NewItem(Body):
     name: Name
-    price: int = Field(ge=1, le=MAX_PRICE)
-    stock: int = Field(ge=0, le=MAX_STOCK)
+    price: Whole = Field(ge=1, le=MAX_PRICE)
+    stock: Whole = Field(ge=0, le=MAX_STOCK)
+
+
+class FailureRate(Body):
+    failureRate: float = Field(ge=0.0, le=1.0, description="The share of charges to decline")
+    seed: int | None = Field(
+        None, description="Makes each order's fate depend only on the seed and its id"
+    )
+
+
+class OrderListQuery(Query):
+    status: OrderStatus | None = Field(None, description="Only orders of this status")
+    limit: int = Field(50, ge=1, le=MAX_LIST, description="How many, newest first")
 
 
 B = TypeVar("B", bound=Body)
@@ -58,6 +100,13 @@ async def read_body(request: web.Request, shape: type[B]) -> B:
     raw = await request.read()
     try:
         return shape.model_validate_json(raw)
+    except ValidationError as error:
+        raise _invalid(error) from None
+
+
+def read_query(request: web.Request, shape: type[Q]) -> Q:
+    try:
+        return shape.model_validate(dict(request.query))
     except ValidationError as error:
         raise _invalid(error) from None
 
@@ -84,10 +133,25 @@ def path_id(request: web.Request, key: str, what: str) -> str:
         raise NotFound(f"no {what} with id {raw!r} (ids are UUIDs)") from None
 
 
+class OrderPath(BaseModel):
+    order_id: UUID = Field(description="the order's id (anything but a UUID is a 404)")
+
+
+class UserPath(BaseModel):
+    user_id: UUID = Field(description="the user's id (anything but a UUID is a 404)")
+
+
+LETTER_ID = r"^[a-z]+-[0-9]{1,18}$"
+
+
+class LetterPath(BaseModel):
+    letter_id: str = Field(pattern=LETTER_ID, description="a service and a number: item-3")
+
+
 def dead_letter_id(raw: str, services: Collection[str]) -> tuple[str, int]:
     """`item-3` names dead letter 3 of the item service."""
     service, _, number = raw.rpartition("-")
-    if service not in services or not number.isdigit():
+    if service not in services or not re.fullmatch(LETTER_ID, raw):
         raise NotFound(f"no dead letter {raw!r} (ids look like item-3)")
     return service, int(number)
 
@@ -95,30 +159,45 @@ def dead_letter_id(raw: str, services: Collection[str]) -> tuple[str, int]:
 MAX_WAIT = 60.0
 
 
+class Wait(Query):
+    wait: float = Field(
+        0.0,
+        ge=0.0,
+        le=MAX_WAIT,
+        allow_inf_nan=False,
+        description="answer once the order has ended, or after this many seconds at most",
+    )
+
+
 def wait_seconds(request: web.Request) -> float:
     """`?wait=SECONDS`: how long a read may wait for the order to end (0 to 60, default 0)."""
-    raw = request.query.get("wait", "0")
     try:
-        wait = float(raw)
-    except ValueError:
-        wait = math.nan
-    if not 0.0 <= wait <= MAX_WAIT:
-        raise InvalidRequest(
-            f"wait is a number of seconds from 0 to {MAX_WAIT:g}, not {raw!r}", "wait"
-        )
-    return wait
+        return Wait.model_validate(dict(request.query)).wait
+    except ValidationError:
+        raw = request.query.get("wait")
+        message = f"wait is a number of seconds from 0 to {MAX_WAIT:g}, not {raw!r}"
+        raise InvalidRequest(message, "wait") from None
 
 
 IDEMPOTENCY_KEYS = uuid.UUID("5a6a5f1e-2c1b-4f64-9a53-3b1f3c0d8e21")
 MAX_KEY_LENGTH = 255
 
 
+class IdempotencyHeader(BaseModel):
+    key: str | None = Field(
+        None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        description="the same key again answers with the same order instead of buying twice",
+    )
+
+
 def order_id_for(idempotency_key: str | None) -> str:
     """A new order id, or the one this idempotency key always stands for."""
-    if idempotency_key is None:
-        return new_id()
-    if not 0 < len(idempotency_key) <= MAX_KEY_LENGTH:
-        raise InvalidRequest(
-            f"an Idempotency-Key has 1 to {MAX_KEY_LENGTH} characters", "Idempotency-Key"
-        )
-    return str(uuid.uuid5(IDEMPOTENCY_KEYS, idempotency_key))
+    try:
+        key = IdempotencyHeader.model_validate({"Idempotency-Key": idempotency_key}).key
+    except ValidationError:
+        message = f"an Idempotency-Key has 1 to {MAX_KEY_LENGTH} characters"
+        raise InvalidRequest(message, "Idempotency-Key") from None
+    return new_id() if key is None else str(uuid.uuid5(IDEMPOTENCY_KEYS, key))

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from pydantic import BaseModel, Field
 
 from sagashop.errors import SagashopError
 
@@ -19,6 +20,18 @@ _HTTP_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="what went wrong, for a program: not_found, invalid_request, …")
+    message: str = Field(description="what went wrong, for a person")
+    field: str | None = Field(None, description="the request's field at fault, if one is")
+
+
+class ErrorBody(BaseModel):
+    """An error: its code, its message, and the field at fault if one is."""
+
+    error: ErrorDetail
 
 
 class UnsupportedMediaType(SagashopError):

@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from itertools import chain
-from typing import Any
 
 from aiohttp import web
 
 import sagashop.audit as audit
-from sagashop.errors import Unavailable
+import sagashop.http.schemas as schemas
 from sagashop.events import new_id
 from sagashop.http.bodies import (
+    IdempotencyHeader,
+    LetterPath,
     NewItem,
     NewUser,
+    OrderPath,
     PlaceOrder,
+    UserPath,
+    Wait,
     dead_letter_id,
     order_id_for,
     path_id,
     read_body,
     wait_seconds,
 )
-from sagashop.http.context import NODE, ask, ask_waiting
+from sagashop.http.context import NODE, ask, ask_each, ask_waiting, service_names
+from sagashop.http.errors import ErrorBody
+from sagashop.http.openapi import Link, documented
 from sagashop.requests import Request
 from sagashop.vitals import memory
 
@@ -36,13 +41,35 @@ TEST_ITEMS = (
 )
 
 
-def service_names(request: web.Request, *, stateful: bool = False) -> list[str]:
-    """The services of the system (those that hold something per order, if `stateful`)."""
-    catalogue = request.app[NODE].catalogue.values()
-    return [service.name for service in catalogue if service.stateful or not stateful]
+UNAVAILABLE = {503: ErrorBody}
+"""A service this endpoint asks is run by no process, or does not answer in time."""
+NEW_ID = "$response.body#/id"
+USER_LINKS = {
+    name: Link(operation, {"user_id": NEW_ID})
+    for name, operation in [
+        ("GetBalance", "get_balance"),
+        ("GetInventory", "get_inventory"),
+        ("GetUserOrders", "get_user_orders"),
+        ("GetNotifications", "get_notifications"),
+    ]
+}
+"""Where a new user's id leads (the OpenAPI links that let a fuzzer reach real users)."""
 
 
 @routes.post("/setup-test-data")
+@documented(
+    "Create a user (balance 50000) and three items to try the API with",
+    responses={200: schemas.SampleDataCreated, **UNAVAILABLE},
+    links={
+        "PlaceOrder": Link(
+            "place_order",
+            body={
+                "userId": "$response.body#/data/user/id",
+                "itemId": "$response.body#/data/items/0/id",
+            },
+        )
+    },
+)
 async def setup_test_data(request: web.Request) -> web.Response:
     user = await ask(
         request,
@@ -60,6 +87,12 @@ async def setup_test_data(request: web.Request) -> web.Response:
 
 
 @routes.post("/users")
+@documented(
+    "Create a user with the balance you choose",
+    body=NewUser,
+    responses={201: schemas.User, **UNAVAILABLE},
+    links={**USER_LINKS, "PlaceOrder": Link("place_order", body={"userId": NEW_ID})},
+)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_body(request, NewUser)
     user = await ask(request, "user", Request.CREATE_USER, user_id=new_id(), **body.model_dump())
@@ -67,6 +100,12 @@ async def create_user(request: web.Request) -> web.Response:
 
 
 @routes.post("/items")
+@documented(
+    "Create an item",
+    body=NewItem,
+    responses={201: schemas.Item, **UNAVAILABLE},
+    links={"PlaceOrder": Link("place_order", body={"itemId": NEW_ID})},
+)
 async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, NewItem)
     item = await ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **body.model_dump())
@@ -74,11 +113,22 @@ async def create_item(request: web.Request) -> web.Response:
 
 
 @routes.get("/items")
+@documented("The catalogue, with stock", responses={200: schemas.Catalogue, **UNAVAILABLE})
 async def list_items(request: web.Request) -> web.Response:
     return web.json_response(await ask(request, "item", Request.LIST_ITEMS))
 
 
 @routes.post("/orders")
+@documented(
+    "Start a purchase",
+    body=PlaceOrder,
+    headers=IdempotencyHeader,
+    responses={201: schemas.Order, 404: ErrorBody, 409: ErrorBody, **UNAVAILABLE},
+    links={
+        "GetOrder": Link("get_order", {"order_id": NEW_ID}),
+        "GetOrderStatus": Link("get_order_status", {"order_id": NEW_ID}),
+    },
+)
 async def place_order(request: web.Request) -> web.Response:
     """Start a purchase. With an Idempotency-Key header, sending the same request again (after
     a timeout, say) answers with the same order instead of buying twice."""
@@ -96,6 +146,12 @@ async def place_order(request: web.Request) -> web.Response:
 
 
 @routes.get("/orders/{order_id}")
+@documented(
+    "The order, its saga's steps and each service's part",
+    path=OrderPath,
+    query=Wait,
+    responses={200: schemas.OrderView, **UNAVAILABLE},
+)
 async def get_order(request: web.Request) -> web.Response:
     """The order, its saga's steps so far across all services, and what each service holds.
     A service that does not answer is named under "unavailable"; the rest is shown.
@@ -117,6 +173,12 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 @routes.get("/orders/{order_id}/status")
+@documented(
+    "Only the order's status and failure reason",
+    path=OrderPath,
+    query=Wait,
+    responses={200: schemas.OrderStatusView, **UNAVAILABLE},
+)
 async def get_order_status(request: web.Request) -> web.Response:
     """Only the order's status and why it failed: the cheap read for a client waiting for the
     outcome (with `?wait=SECONDS`, as for the whole order)."""
@@ -126,26 +188,8 @@ async def get_order_status(request: web.Request) -> web.Response:
     return web.json_response(status)
 
 
-async def ask_each(
-    request: web.Request, services: Sequence[str], name: Request, **args: Any
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Ask several services at once: their answers, and why those that did not answer did not."""
-    answers = await asyncio.gather(
-        *(ask(request, service, name, **args) for service in services), return_exceptions=True
-    )
-    found: dict[str, Any] = {}
-    silent: dict[str, str] = {}
-    for service, answer in zip(services, answers, strict=True):
-        if isinstance(answer, Unavailable):
-            silent[service] = answer.message
-        elif isinstance(answer, BaseException):
-            raise answer
-        else:
-            found[service] = answer
-    return found, silent
-
-
 @routes.get("/user/{user_id}/balance")
+@documented("The user's balance", path=UserPath, responses={200: schemas.Balance, **UNAVAILABLE})
 async def get_balance(request: web.Request) -> web.Response:
     user = await ask(request, "user", Request.GET_USER, user_id=path_id(request, "user_id", "user"))
     return web.json_response({"userId": user["id"], "balance": user["balance"]})
@@ -162,21 +206,29 @@ async def _of_user(request: web.Request, service: str, name: Request) -> web.Res
 
 
 @routes.get("/user/{user_id}/inventory")
+@documented("The user's bag", path=UserPath, responses={200: schemas.Inventory, **UNAVAILABLE})
 async def get_inventory(request: web.Request) -> web.Response:
     return await _of_user(request, "inventory", Request.GET_INVENTORY)
 
 
 @routes.get("/user/{user_id}/orders")
+@documented("The user's orders", path=UserPath, responses={200: schemas.UserOrders, **UNAVAILABLE})
 async def get_user_orders(request: web.Request) -> web.Response:
     return await _of_user(request, "order", Request.LIST_USER_ORDERS)
 
 
 @routes.get("/user/{user_id}/notifications")
+@documented(
+    "What the user was told",
+    path=UserPath,
+    responses={200: schemas.Notifications, **UNAVAILABLE},
+)
 async def get_notifications(request: web.Request) -> web.Response:
     return await _of_user(request, "notification", Request.LIST_NOTIFICATIONS)
 
 
 @routes.get("/dead-letters")
+@documented("Events whose step kept failing", responses={200: schemas.DeadLetters})
 async def list_dead_letters(request: web.Request) -> web.Response:
     """Events whose step kept failing, in every service, oldest first."""
     found, silent = await ask_each(request, service_names(request), Request.DEAD_LETTERS)
@@ -185,6 +237,11 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 @routes.post("/dead-letters/{letter_id}/replay")
+@documented(
+    "Deliver a dead letter again",
+    path=LetterPath,
+    responses={202: schemas.Replayed, **UNAVAILABLE},
+)
 async def replay_dead_letter(request: web.Request) -> web.Response:
     """Deliver a dead letter's event to its service again, after the cause is fixed."""
     service, letter_id = dead_letter_id(
@@ -195,6 +252,10 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 
 
 @routes.get("/audit")
+@documented(
+    "The conservation checks across every service",
+    responses={200: schemas.AuditReport, **UNAVAILABLE},
+)
 async def run_audit(request: web.Request) -> web.Response:
     """The conservation checks across every service's store (see `sagashop.audit`), checked in
     a thread: with every order ever placed to go through, the loop must not wait for it."""
@@ -205,12 +266,18 @@ async def run_audit(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
+@documented("Liveness: the process is up", responses={200: schemas.Alive}, tags=["probes"])
 async def alive(_request: web.Request) -> web.Response:
     """The process is up and its loop answers (liveness: restart it if not)."""
     return web.json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
+@documented(
+    "Readiness: Redis, the databases and the actors answer",
+    responses={200: schemas.Readiness, 503: schemas.Readiness},
+    tags=["probes"],
+)
 async def ready(request: web.Request) -> web.Response:
     """Redis, this process's databases and its actors all answer (readiness: send it work);
     503, naming what does not, otherwise."""
@@ -220,6 +287,9 @@ async def ready(request: web.Request) -> web.Response:
 
 
 @routes.get("/health")
+@documented(
+    "What this process runs, and how it is doing", responses={200: schemas.Health}, tags=["probes"]
+)
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     faults = {

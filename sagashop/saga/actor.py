@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import queue
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import pykka
 
 from sagashop.events import Event
+from sagashop.metrics import StepMetrics
 from sagashop.requests import Request
 from sagashop.saga.declare import Service, Step
 from sagashop.saga.loop import LoopBridge
@@ -73,6 +75,14 @@ class Mailbox(queue.Queue[Any]):
                 taken.append(self.queue.popleft().message)
         return taken
 
+    def depth(self) -> int:
+        """Events waiting (any other message counts as one), for the metrics when scraped."""
+        with self.mutex:
+            return sum(
+                len(e.message.events) if isinstance(e.message, HandleEvents) else 1
+                for e in self.queue
+            )
+
 
 class ServiceActor(pykka.ThreadingActor):
     """One service's mailbox and its worker, handling one message (or batch of events) at a
@@ -84,12 +94,14 @@ class ServiceActor(pykka.ThreadingActor):
         step_log: StepLog,
         loop: LoopBridge,
         retry: RetryPolicy,
+        metrics: StepMetrics,
     ) -> None:
         super().__init__()
         self.service = service
         self.step_log = step_log
         self.loop = loop
         self.retry = retry
+        self.metrics = metrics
         self.log = logging.getLogger(f"sagashop.{service.name}")
 
     @staticmethod
@@ -131,8 +143,10 @@ class ServiceActor(pykka.ThreadingActor):
         """All in one transaction; if that fails, one at a time, each retried on its own."""
         steps = [(chosen, e) for e in events if (chosen := self.service.step_for(e.name))]
         if len(steps) > 1:
+            started = time.perf_counter()
             try:
                 self._on_loop(self.step_log.run_all(steps))
+                self.metrics.took([chosen for chosen, _ in steps], time.perf_counter() - started)
                 return
             except Exception as error:
                 self.log.info(
@@ -146,11 +160,15 @@ class ServiceActor(pykka.ThreadingActor):
 
     def _take_step(self, chosen: Step, event: Event) -> None:
         what = f"order {event.order_id}: {self.service.name}.{chosen.name} on {event.name}"
+        started = time.perf_counter()
         try:
             self._retried(lambda: self.step_log.run(chosen, event), what)
         except Exception as error:
             self.log.exception("%s failed for good; it goes to the dead letters", what)
             self._on_loop(self.step_log.give_up(chosen, event, error))
+            self.metrics.gave_up()
+        else:
+            self.metrics.took([chosen], time.perf_counter() - started)
 
     def _retried(self, work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         return self.retry.call(lambda: self._on_loop(work()), what)

@@ -67,6 +67,12 @@ class Relay:
         self._marks_due = asyncio.Event()
         self._flushing: list[asyncio.Future[None]] = []
 
+    @property
+    def backlog(self) -> int:
+        """Events waiting to be published (what a crash left unpublished joins it when the
+        step logs are read again, every `resend_every` seconds)."""
+        return self._queue.qsize()
+
     def send(self, outbox: Outbox, record_id: int, event: Event) -> None:
         outgoing = _Outgoing(outbox, record_id, event)
         if outgoing.key not in self._pending:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sagashop.errors import SagashopError
 from sagashop.store.errors import StoreConflict, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ class RetryPolicy:
     """How long a step is retried before it counts as failed.
 
     A database or network that is away (transient errors) gets a time budget; a conflict with a
-    concurrent step is simply tried again; anything else looks like a bug or a poison message and
-    gets a few attempts.
+    concurrent step is simply tried again; an answer such as "not found" is given at once; anything
+    else looks like a bug or a poison message and gets a few attempts.
     """
 
     attempts: int = 3
@@ -59,6 +60,8 @@ class RetryPolicy:
                 if conflicts >= self.conflicts:
                     raise
                 delay = self.first_delay
+            except SagashopError:
+                raise  # an answer for the caller (404, 409, …), not a failure to try again
             except TRANSIENT_ERRORS as error:
                 failures += 1
                 if time.monotonic() - started > self.transient_budget:

@@ -5,7 +5,9 @@ saga step. What a step emits is kept in the same row, and `sagashop.saga.outbox`
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -15,7 +17,8 @@ from uuid import UUID
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from sagashop.events import Event
+from sagashop.events import Event, kind_of
+from sagashop.monitor.feed import StepFeed
 from sagashop.saga.declare import Step
 from sagashop.saga.outbox import Relay
 from sagashop.saga.watch import StepWatch
@@ -24,7 +27,8 @@ from sagashop.store.journal import DeadLetter, StepRecord
 from sagashop.store.render import as_json, found, now
 from sagashop.store.rows import insert_new, update_each
 
-log = logging.getLogger(__name__)
+_AFTER_COMMIT: ContextVar[list[Callable[[], None]]] = ContextVar("after_commit")
+"""What the steps of the transaction being taken asked to run once it commits."""
 
 
 class StepLog:
@@ -36,16 +40,24 @@ class StepLog:
         records: type[StepRecord],
         dead_letters: type[DeadLetter],
         relay: Relay,
+        feed: StepFeed | None = None,
     ) -> None:
         self.service = service
         self.records = records
         self.dead_letters = dead_letters
         self.relay = relay
+        self.feed = feed
+        """Where the monitor page hears of each committed step (none in the store tests)."""
         self.watch = StepWatch()
+        self.log = logging.getLogger(f"sagashop.{service}")
 
     async def run(self, chosen: Step, event: Event) -> Event | None:
         return await self.record(
-            event.order_id, chosen.name, event.name, lambda: self._act(chosen, event)
+            event.order_id,
+            chosen.name,
+            event.name,
+            lambda: self._act(chosen, event),
+            event_id=event.event_id,
         )
 
     async def run_all(self, steps: Sequence[tuple[Step, Event]]) -> None:
@@ -56,7 +68,13 @@ class StepLog:
         own and none is lost or taken twice."""
         await self._take(
             [
-                _Claim(event.order_id, chosen.name, event.name, partial(self._act, chosen, event))
+                _Claim(
+                    event.order_id,
+                    chosen.name,
+                    event.name,
+                    partial(self._act, chosen, event),
+                    event.event_id,
+                )
                 for chosen, event in steps
             ]
         )
@@ -67,10 +85,13 @@ class StepLog:
         step: str,
         handled: str,
         action: Callable[[], Awaitable[Event | None]],
+        event_id: str | None = None,
+        gave_up: bool = False,
     ) -> Event | None:
         """Claim (order, step), act, and keep the outcome, in one transaction (see `_take`);
-        the outcome, or the one recorded when the step was taken before."""
-        (outcome,) = await self._take([_Claim(order_id, step, handled, action)])
+        the outcome, or the one recorded when the step was taken before. `event_id` names the
+        event handled, if any, for the step's log line."""
+        (outcome,) = await self._take([_Claim(order_id, step, handled, action, event_id, gave_up)])
         return outcome
 
     async def _take(self, claims: Sequence[_Claim]) -> list[Event | None]:
@@ -84,7 +105,7 @@ class StepLog:
         """
         rows = [self.records(order_id=c.order_id, step=c.step, handled=c.handled) for c in claims]
         acted: dict[tuple[str, str], tuple[int, Event | None]] = {}
-        async with store_errors(), in_transaction(self.service) as connection:
+        async with _after_commit(), store_errors(), in_transaction(self.service) as connection:
             won = await insert_new(connection, rows, ("id", "order_id", "step"))
             claimed = {(_canonical(row["order_id"]), row["step"]): row["id"] for row in won}
             for claim in claims:
@@ -97,7 +118,11 @@ class StepLog:
             await update_each(connection, self.records, "outcome", outcomes)
         for (order_id, _), (record_id, outcome) in acted.items():
             self._committed(record_id, order_id, outcome)
+        if self.feed is not None and self.feed.listening:
+            self._show(self.feed, claims, acted)
         replayed = await self._replay_taken([c.key for c in claims if c.key not in acted])
+        if self.log.isEnabledFor(logging.DEBUG):  # hundreds of steps a second: usually off
+            self._log_steps(claims, acted)
         return [acted[c.key][1] if c.key in acted else replayed.get(c.key) for c in claims]
 
     async def _replay_taken(
@@ -127,6 +152,8 @@ class StepLog:
         if chosen.fails_as is None:
             async with store_errors(), in_transaction(self.service):
                 await self._bury(chosen, event, error)
+            if self.log.isEnabledFor(logging.DEBUG):
+                self._log_step(event.order_id, chosen.name, event.name, event.event_id, "failed")
             return None
         reason = f"{self.service} failed: internal error ({type(error).__name__}: {error})"
         failure = event.follow(chosen.fails_as, reason[:250])
@@ -135,7 +162,62 @@ class StepLog:
             await self._bury(chosen, event, error)
             return failure
 
-        return await self.record(event.order_id, chosen.name, event.name, bury_and_fail)
+        return await self.record(
+            event.order_id,
+            chosen.name,
+            event.name,
+            bury_and_fail,
+            event_id=event.event_id,
+            gave_up=True,
+        )
+
+    def _log_steps(
+        self, claims: Sequence[_Claim], acted: Mapping[tuple[str, str], tuple[int, Event | None]]
+    ) -> None:
+        """A line per claim; a claim twice in one batch (an event delivered twice) was taken
+        once, by the first."""
+        seen: set[tuple[str, str]] = set()
+        for c in claims:
+            outcome = "already taken" if c.key in seen else _outcome(c, acted)
+            seen.add(c.key)
+            self._log_step(c.order_id, c.step, c.handled, c.event_id, outcome)
+
+    def _log_step(
+        self, order_id: str, step: str, handled: str, event_id: str | None, outcome: str
+    ) -> None:
+        """The one log line for each step taken, taken before, or given up on (`--log-steps`),
+        with its facts as fields of their own for the JSON log format."""
+        fields = {"order_id": order_id, "event_id": event_id, "service": self.service}
+        self.log.debug(
+            "order %s: %s.%s on %s: %s",
+            order_id,
+            self.service,
+            step,
+            handled,
+            outcome,
+            extra={**fields, "step": step, "outcome": outcome},
+        )
+
+    def _show(
+        self,
+        feed: StepFeed,
+        claims: Sequence[_Claim],
+        acted: Mapping[tuple[str, str], tuple[int, Event | None]],
+    ) -> None:
+        """Tell the monitor of each step this batch took (a claim twice in it was taken once)."""
+        shown: set[tuple[str, str]] = set()
+        for claim in claims:
+            if claim.key in acted and claim.key not in shown:
+                shown.add(claim.key)
+                outcome = acted[claim.key][1]
+                feed.taken(self.service, claim.order_id, claim.step, claim.handled, outcome)
+
+    @staticmethod
+    def after_commit(then: Callable[[], None]) -> None:
+        """Run `then` once the step being taken has committed, never if it rolls back: for
+        what must happen once per step, like counting it (a batch rolled back is taken again,
+        one step at a time)."""
+        _AFTER_COMMIT.get().append(then)
 
     def _committed(self, record_id: int, order_id: str, outcome: Event | None) -> None:
         """Wake who waits for the order, and have the relay publish what the step emitted."""
@@ -149,7 +231,6 @@ class StepLog:
         return None if recorded is None else self._replay(recorded)
 
     def _replay(self, recorded: StepRecord) -> Event | None:
-        log.debug("order %s: %s.%s already taken", recorded.order_id, self.service, recorded.step)
         if recorded.outcome is None:
             return None
         outcome = Event.from_dict(recorded.outcome)
@@ -183,6 +264,7 @@ class StepLog:
                 "handled": row.handled,
                 "event": row.outcome["name"] if row.outcome else None,
                 "reason": row.outcome.get("reason") if row.outcome else None,
+                "kind": kind_of(row.outcome["name"] if row.outcome else row.handled),
             }
             for row in rows
         ]
@@ -193,6 +275,10 @@ class StepLog:
             {**as_json(letter), "id": f"{self.service}-{letter.id}", "service": self.service}
             for letter in letters
         ]
+
+    async def count_dead(self) -> int:
+        """How many letters wait for a fix and a replay (not those replayed already)."""
+        return await self.dead_letters.filter(replayed_at=None).count()
 
     async def exhume(self, letter_id: int) -> Event:
         """The dead letter's event, marked as replayed, for the caller to deliver again."""
@@ -221,11 +307,40 @@ class _Claim:
     step: str
     handled: str
     action: Callable[[], Awaitable[Event | None]]
+    event_id: str | None = None
+    """The event handled, if a step handles one (a command's step does not)."""
+    gave_up: bool = False
+    """The step failed for good: its event went to the dead letters."""
 
     @property
     def key(self) -> tuple[str, str]:
         """As the claim's row says it back (a database may spell a UUID its own way)."""
         return _canonical(self.order_id), self.step
+
+
+def _outcome(claim: _Claim, acted: Mapping[tuple[str, str], tuple[int, Event | None]]) -> str:
+    """What a claim came to, for its log line: the event it emitted (or nothing), the step was
+    taken before, or it failed for good."""
+    if claim.key not in acted:
+        return "already taken"
+    if claim.gave_up:
+        return "failed"
+    emitted = acted[claim.key][1]
+    return "nothing" if emitted is None else emitted.name
+
+
+@asynccontextmanager
+async def _after_commit() -> AsyncIterator[None]:
+    """Collect what the steps ask to run after the commit (see `StepLog.after_commit`); run it
+    if the block (the transaction) ended without an error."""
+    waiting: list[Callable[[], None]] = []
+    token = _AFTER_COMMIT.set(waiting)
+    try:
+        yield
+    finally:
+        _AFTER_COMMIT.reset(token)
+    for then in waiting:
+        then()
 
 
 def _canonical(order_id: Any) -> str:

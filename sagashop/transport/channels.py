@@ -29,3 +29,7 @@ class Channels:
     def claim(self, service: str, delivery_id: str) -> str:
         """The key that says which process of a service took one Pub/Sub delivery."""
         return f"{self.namespace}:claim:{service}:{delivery_id}"
+
+    def monitor(self) -> str:
+        """Where processes publish the steps they take while a monitor page watches."""
+        return f"{self.namespace}:monitor"

