@@ -22,6 +22,7 @@ from sagashop.actors import SERVICES
 from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
 from sagashop.config import Settings
+from sagashop.credentials import check_redis
 from sagashop.errors import NotFound
 from sagashop.events import Event, new_id
 from sagashop.metrics import Metrics
@@ -39,6 +40,7 @@ from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
 from sagashop.transport.protocol import Done
 from sagashop.transport.requests import Requests
+from sagashop.transport.signing import Signer, keys_for
 from sagashop.vitals import LoopLag
 
 log = logging.getLogger(__name__)
@@ -59,12 +61,19 @@ class Node:
         self.catalogue = {service.name: service for service in catalogue}
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
         channels = self.channels = Channels(settings.namespace)
-        transport = event_transport(settings.bus, redis, channels, self.id, settings.reclaim_idle)
+        self.metrics = Metrics(settings.bus, self.catalogue, settings.saga_deadline)
+        self.signer = Signer(
+            keys_for(settings.redis_url or "", settings.bus_keys),
+            settings.namespace,
+            self.metrics.bus_rejected,
+        )
+        transport = event_transport(
+            settings.bus, redis, channels, self.id, settings.reclaim_idle, self.signer
+        )
         self.events = FaultInjection(
             transport, Faults(settings.fault_drop, settings.fault_duplicate)
         )
-        self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis))
-        self.metrics = Metrics(settings.bus, self.catalogue, settings.saga_deadline)
+        self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis), self.signer)
         self.relay = Relay(self._publish)
         self.feed = StepFeed(redis, channels.monitor(), self.id)
         mine = [self.catalogue[name] for name in settings.services]
@@ -72,7 +81,9 @@ class Node:
             {service.name: settings.database_url_for(service.name) for service in mine},
             {service.name: service.tables for service in mine},
         )
-        self.payments = PaymentMock(settings.payment_failure_rate, settings.payment_seed)
+        self.payments = PaymentMock(
+            settings.payment_failure_rate, settings.payment_seed, settings.test_controls
+        )
         self.deadlines = Deadlines(settings.saga_deadline, settings.nudge_after)
         self.services: dict[str, Service] = {}
         self.step_logs: dict[str, StepLog] = {}
@@ -274,10 +285,15 @@ async def running_node(
     """A started node, stopped (drained) on the way out."""
     if settings.redis_url is None:
         raise ValueError("running_node needs a Redis URL (run.py starts an embedded Redis)")
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
+    redis = Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        encoding_errors="surrogateescape",  # bytes that are not UTF-8 reach the signer intact
+        health_check_interval=10,
+    )
     node = Node(settings, redis, catalogue)
     try:
-        await redis.ping()
+        await check_redis(redis, settings.redis_url)
         await node.start()
         yield node
     finally:

@@ -6,6 +6,7 @@ call `main`.
     python run.py audit                  check the books of a running system; exit 1 if off
     python run.py chaos                  purchases under faults, ending with the audit
     python run.py bench                  purchases through the front door, then the figures
+    python run.py token --user ID        a bearer token for a player (--operator: an operator's)
     python run.py COMMAND --help         every setting, with its environment variable
 """
 
@@ -13,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,13 +26,16 @@ from aiohttp import web
 
 import sagashop.audit as audit
 import sagashop.config as config
+import sagashop.tokens as tokens
 from sagashop.bench import run as bench
 from sagashop.bootstrap import running_node
 from sagashop.chaos import run as chaos
+from sagashop.credentials import RedisRefused
 from sagashop.embedded_redis import NoRedisServer, embedded_redis
 from sagashop.errors import Unavailable
 from sagashop.http import create_app
 from sagashop.logs import configure_logging
+from sagashop.transport.signing import NoBusKeys, keys_for
 
 log = logging.getLogger("sagashop")
 
@@ -40,7 +46,7 @@ def serve(settings: config.Settings, _args: argparse.Namespace) -> int:
         loop=new_event_loop(),
         host=settings.host,
         port=settings.port,
-        print=lambda text: log.info("%s", text.strip("= \n")),
+        print=lambda text: log.info("%s", " ".join(text.replace("=", "").split())),
         access_log=log if settings.log_level == "DEBUG" else None,
     )
     return 0
@@ -72,6 +78,30 @@ def check_books(settings: config.Settings, _args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def add_token_arguments(parser: argparse.ArgumentParser) -> None:
+    whom = parser.add_mutually_exclusive_group(required=True)
+    whom.add_argument("--user", metavar="ID", help="a player's token, for this user id")
+    whom.add_argument("--operator", action="store_true", help="an operator's token")
+
+
+def print_token(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Print a token signed with the first of AUTH_KEYS; exit 2, saying why, if there is none
+    or the user id is not one."""
+    if not settings.auth_keys:
+        return _cannot_issue("no AUTH_KEYS to sign with (AUTH_KEYS=kid:secret,…)")
+    try:
+        claims = tokens.OPERATOR if args.operator else tokens.player(args.user)
+    except ValueError:
+        return _cannot_issue(f"{args.user!r} is not a user id (a UUID)")
+    print(tokens.issue(settings.auth_keys, claims, settings.token_ttl))
+    return 0
+
+
+def _cannot_issue(reason: str) -> int:
+    print(f"cannot issue a token: {reason}", file=sys.stderr)
+    return 2
+
+
 @dataclass(frozen=True)
 class Command:
     run: Callable[[config.Settings, argparse.Namespace], int]
@@ -87,11 +117,14 @@ COMMANDS = {
     "audit": Command(check_books),
     "chaos": Command(chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False),
     "bench": Command(bench.command, bench.add_arguments, bench.DEFAULTS, needs_redis=False),
+    "token": Command(print_token, add_token_arguments, needs_redis=False),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack, for a stuck process
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     name = argv[0] if argv and argv[0] in COMMANDS else "serve"
     command = COMMANDS[name]
     parser = argparse.ArgumentParser(
@@ -102,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:] if name in argv[:1] else argv)
     try:
         settings = config.load(args, defaults=command.defaults)
+        if name == "serve":
+            config.check_auth(settings)
     except ValueError as error:
         parser.error(str(error))
     configure_logging(settings)
@@ -110,16 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with redis_for(settings) as settings:
             return command.run(settings, args)
-    except NoRedisServer as error:
+    except (NoRedisServer, RedisRefused, NoBusKeys) as error:
         log.error("%s", error)
         return 1
 
 
 @contextmanager
 def redis_for(settings: config.Settings) -> Iterator[config.Settings]:
-    """The settings with a Redis: the one named, or an embedded one serving the data directory."""
+    """The settings with a Redis, the one named or an embedded one serving the data directory,
+    and the keys that sign the bus (`NoBusKeys` if a Redis over TCP comes without)."""
     if settings.redis_url is not None:
-        yield settings
+        yield replace(settings, bus_keys=keys_for(settings.redis_url, settings.bus_keys))
         return
     with embedded_redis(settings.data_dir) as url:
-        yield replace(settings, redis_url=url)
+        yield replace(settings, redis_url=url, bus_keys=keys_for(url, settings.bus_keys))

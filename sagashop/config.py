@@ -4,6 +4,7 @@ over the defaults below. `run.py` and the tests both build a `Settings` and noth
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -11,11 +12,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from limits import parse_many
+
 from sagashop.actors import SERVICE_NAMES
+from sagashop.tokens import SigningKey, parse_keys
 from sagashop.transport import TRANSPORTS
+from sagashop.transport.signing import BusKeys
 
 SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
 LOG_FORMATS = ("console", "json")
+RATE_LIMIT_STORES = ("memory", "redis")
 
 
 def terminal_log_format() -> str:
@@ -45,6 +51,16 @@ class Settings:
     reclaim_idle: float = 15.0
     fault_drop: float = 0.0
     fault_duplicate: float = 0.0
+    rate_limit: str = "50/second"
+    rate_limit_store: str = "memory"
+    body_timeout: float = 10.0
+    head_timeout: float = 20.0
+    bus_keys: BusKeys | None = None
+    test_controls: bool = False
+    auth: bool | None = None
+    """None: on unless the front door binds a loopback address (see `auth_enabled`)."""
+    auth_keys: tuple[SigningKey, ...] = field(default=(), repr=False)
+    token_ttl: float = 3600.0
 
     def database_url_for(self, service: str) -> str:
         """The service's own URL, else the shared one, else a SQLite file of its own."""
@@ -90,6 +106,20 @@ def _switch(value: str) -> bool:
     if value.lower() not in words:
         raise ValueError(f"{value!r} is not on or off")
     return words[value.lower()]
+
+
+def _rate_limit(value: str) -> str:
+    """`off`, or what the `limits` library parses: "50/second", "50/second;1000/minute"."""
+    if value.strip().lower() == "off":
+        return "off"
+    parse_many(value)  # raises ValueError naming what it cannot read
+    return value.strip()
+
+
+def _rate_limit_store(value: str) -> str:
+    if value.lower() not in RATE_LIMIT_STORES:
+        raise ValueError(f"{value!r} is not one of {', '.join(RATE_LIMIT_STORES)}")
+    return value.lower()
 
 
 def _log_format(value: str) -> str:
@@ -184,7 +214,67 @@ _SOURCES: dict[str, Source] = {
         "chaos: share of published events to send twice",
         _rate,
     ),
+    "rate_limit": Source(
+        "--rate-limit",
+        "RATE_LIMIT",
+        "requests each caller may make, e.g. 50/second or 50/second;1000/minute; off: none",
+        _rate_limit,
+    ),
+    "rate_limit_store": Source(
+        "--rate-limit-store",
+        "RATE_LIMIT_STORE",
+        "where callers' counts live: memory (one process), or redis (several serve the API)",
+        _rate_limit_store,
+    ),
+    "body_timeout": Source(
+        "--body-timeout",
+        "BODY_TIMEOUT",
+        "seconds a client may take to send a request's body (then 408)",
+        _seconds,
+    ),
+    "head_timeout": Source(
+        "--head-timeout",
+        "HEAD_TIMEOUT",
+        "seconds a connection may take to send a request's head, from its start or from the "
+        "answer before (then it is closed); also how long an idle connection is kept",
+        _seconds,
+    ),
+    "bus_keys": Source(
+        "--bus-keys",
+        "BUS_KEYS",
+        "keys that sign bus messages, id:secret[,id:secret…]: the first signs, all verify "
+        "(unset: a key file beside the embedded Redis; required with a TCP REDIS_URL)",
+        BusKeys.parse,
+    ),
+    "test_controls": Source(
+        "--test-controls",
+        "TEST_CONTROLS",
+        "on: allow test-only controls such as setting the payment mock's decline rate while "
+        "running (off by default)",
+        _switch,
+    ),
+    "auth": Source(
+        "--auth",
+        "AUTH",
+        "on: every request but the probes, docs and catalogue needs a bearer token (keys in "
+        "AUTH_KEYS=kid:secret,…, the first signs); default: off on a loopback address, else on",
+        _switch,
+    ),
+    "auth_keys": Source(
+        "--auth-keys",
+        "AUTH_KEYS",
+        "keys that sign and check bearer tokens, kid:secret[,kid:secret…]: the first signs, all "
+        "verify (secrets of 32 bytes or more)",
+        parse_keys,
+    ),
+    "token_ttl": Source(
+        "--token-ttl", "TOKEN_TTL", "seconds a token issued here stays valid", _seconds
+    ),
 }
+
+_ENVIRONMENT_ONLY = frozenset({"bus_keys", "redis_url", "database_url", "auth_keys"})
+"""Secrets: a child process gets them in its environment, never on its command line (which
+any user of the machine can read)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,6 +308,8 @@ def to_flags(settings: Settings) -> list[str]:
     flags: list[str] = []
     for name, source in _SOURCES.items():
         value = getattr(settings, name)
+        if name in _ENVIRONMENT_ONLY:
+            continue
         if name == "services":
             value = ",".join(value) or "none"
         if value is not None:
@@ -226,9 +318,52 @@ def to_flags(settings: Settings) -> list[str]:
 
 
 def service_environment(settings: Settings) -> dict[str, str]:
-    return {
+    environment = {
         f"DATABASE_URL_{name.upper()}": url for name, url in settings.service_database_urls.items()
     }
+    if settings.bus_keys is not None:
+        environment["BUS_KEYS"] = settings.bus_keys.text()
+    if settings.auth_keys:
+        environment["AUTH_KEYS"] = ",".join(f"{k.kid}:{k.secret}" for k in settings.auth_keys)
+    for name in _ENVIRONMENT_ONLY:
+        if isinstance(value := getattr(settings, name), str):  # URLs that may hold a password
+            environment[_SOURCES[name].env] = value
+    return environment
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach an address like 127.0.0.1, ::1 or localhost."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_enabled(settings: Settings) -> bool:
+    """Explicit on or off, else on for any address other machines can reach."""
+    return not is_loopback(settings.host) if settings.auth is None else settings.auth
+
+
+def auth_warning(settings: Settings) -> str | None:
+    """What to shout when auth was switched off on an address other machines can reach."""
+    if settings.auth is False and not is_loopback(settings.host):
+        return (
+            f"AUTH IS OFF on {settings.host}, an address other machines can reach: anyone who "
+            "reaches it can spend any player's money and read everything"
+        )
+    return None
+
+
+def child_environment(settings: Settings, inherited: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a child process with these settings: this one's, less its database
+    URLs and secrets (the child must get the settings', not whatever this process was given)."""
+    mine = {_SOURCES[name].env for name in _ENVIRONMENT_ONLY}
+    kept = {
+        k: v for k, v in inherited.items() if k not in mine and not k.startswith("DATABASE_URL")
+    }
+    return {**kept, **service_environment(settings)}
 
 
 def _convert(name: str, value: str) -> Any:
@@ -237,6 +372,17 @@ def _convert(name: str, value: str) -> Any:
         return source.convert(value)
     except ValueError as error:
         raise ValueError(f"{source.flag}: {error}") from None
+
+
+def check_auth(settings: Settings) -> None:
+    """Refuse a front door that would take tokens without a key to check them with."""
+    if settings.port and auth_enabled(settings) and not settings.auth_keys:
+        why = "--auth on" if settings.auth else f"--host {settings.host} is not a loopback address"
+        raise ValueError(
+            f"auth is on ({why}) but AUTH_KEYS is empty: set AUTH_KEYS=kid:secret (a secret of "
+            "32 bytes or more; `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
+            "or bind 127.0.0.1, or say --auth off to serve without it"
+        )
 
 
 def _with_service_urls(settings: Settings, environ: Mapping[str, str]) -> Settings:

@@ -29,6 +29,13 @@ class InvalidRequest(SagashopError):
     code = "invalid_request"
 
 
+class Forbidden(SagashopError):
+    """The caller may not do this here (a test-only control that is switched off)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(SagashopError):
     status = 404
     code = "not_found"
@@ -49,7 +56,8 @@ class Unavailable(SagashopError):
 
 
 _BY_CODE: dict[str, type[SagashopError]] = {
-    kind.code: kind for kind in (SagashopError, InvalidRequest, NotFound, Conflict, Unavailable)
+    kind.code: kind
+    for kind in (SagashopError, InvalidRequest, Forbidden, NotFound, Conflict, Unavailable)
 }
 
 

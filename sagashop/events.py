@@ -15,6 +15,10 @@ from enum import StrEnum
 from typing import Any
 
 SCHEMA_VERSION = 1
+MAX_QUANTITY = 99
+"""As on HTTP: a purchase is of 1 to 99 units."""
+MAX_TEXT = 2_000
+"""The longest text field (a reason, an id) an event may carry."""
 
 
 class EventName(StrEnum):
@@ -128,21 +132,23 @@ class Event:
 
     @classmethod
     def from_dict(cls, data: Any) -> Event:
-        """Rebuild an event from untrusted data; refuse anything that breaks the contract."""
+        """Rebuild an event from untrusted data; refuse anything that breaks the contract, with
+        the same rules as the HTTP API (ids are UUIDs, 1 to 99 units, no negative amount): a
+        signed event is still only as good as the process that signed it."""
         if not isinstance(data, dict):
             raise MalformedEvent(f"an event is a JSON object, not {type(data).__name__}")
         try:
             event = cls(
                 name=EventName(data["name"]),
-                order_id=_text(data, "order_id"),
-                user_id=_text(data, "user_id"),
-                item_id=_text(data, "item_id"),
-                quantity=_integer(data, "quantity"),
-                amount=_integer(data, "amount"),
+                order_id=_uuid(data, "order_id"),
+                user_id=_uuid(data, "user_id"),
+                item_id=_uuid(data, "item_id"),
+                quantity=_integer(data, "quantity", 1, MAX_QUANTITY),
+                amount=_integer(data, "amount", 0),
                 reason=_optional_text(data, "reason"),
-                event_id=_text(data, "event_id"),
-                causation_id=_optional_text(data, "causation_id"),
-                occurred_at=_text(data, "occurred_at"),
+                event_id=_uuid(data, "event_id"),
+                causation_id=_optional_uuid(data, "causation_id"),
+                occurred_at=_moment(data, "occurred_at"),
                 version=_integer(data, "version"),
             )
         except KeyError as missing:
@@ -168,8 +174,8 @@ def decode(raw: str | bytes) -> Event:
 
 def _text(data: dict[str, Any], key: str) -> str:
     value = data[key]
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"event field {key!r} must be a non-empty string")
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise ValueError(f"event field {key!r} must be a non-empty string (at most {MAX_TEXT})")
     return value
 
 
@@ -177,8 +183,34 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
     return None if data.get(key) is None else _text(data, key)
 
 
-def _integer(data: dict[str, Any], key: str) -> int:
+def _uuid(data: dict[str, Any], key: str) -> str:
+    value = _text(data, key)
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"event field {key!r} must be a UUID") from None
+    return value
+
+
+def _optional_uuid(data: dict[str, Any], key: str) -> str | None:
+    return None if data.get(key) is None else _uuid(data, key)
+
+
+def _moment(data: dict[str, Any], key: str) -> str:
+    value = _text(data, key)
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"event field {key!r} must be an ISO-8601 time") from None
+    return value
+
+
+def _integer(
+    data: dict[str, Any], key: str, least: int | None = None, most: int | None = None
+) -> int:
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"event field {key!r} must be an integer")
+    if (least is not None and value < least) or (most is not None and value > most):
+        raise ValueError(f"event field {key!r} is {value}, outside {least}..{most}")
     return value

@@ -61,6 +61,12 @@ class Metrics:
             "dead_letter_replays", "Dead letters delivered again on request.", "service"
         )
         self._mailbox = self.gauge("mailbox_events", "Events waiting in a mailbox.", "service")
+        self._bus_rejected = self.counter(
+            "bus_rejected",
+            "Messages dropped from the bus: unsigned, bad signature, unknown key, stale, "
+            "oversized or invalid.",
+            "reason",
+        )
 
     def service(self, service: Service) -> StepMetrics:
         """What one service's actor records."""
@@ -74,6 +80,9 @@ class Metrics:
     def watch_mailbox(self, service: str, depth: Callable[[], float]) -> None:
         """A service's mailbox, read when scraped."""
         self._mailbox.labels(service).set_function(depth)
+
+    def bus_rejected(self, reason: str) -> None:
+        self._bus_rejected.labels(reason).inc()
 
     def replayed(self, service: str) -> None:
         self._replays.labels(service).inc()

@@ -23,8 +23,12 @@ from sagashop.http import NODE, create_app
 from sagashop.requests import Request
 from sagashop.saga import Service
 from sagashop.transport import TRANSPORTS
+from sagashop.transport.signing import BusKeys
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+TEST_BUS_KEYS = BusKeys.parse("test:sagashop-tests-bus-key-not-secret")
+"""Every system under test signs its bus messages, as a real one does (with a Redis over TCP it
+must), and processes a test starts get the keys in their environment."""
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 SYSTEMS = [
@@ -92,6 +96,9 @@ def make_settings(
         "namespace": f"test-{uuid.uuid4().hex[:10]}",
         "payment_failure_rate": 0.0,
         "port": 0,
+        "bus_keys": TEST_BUS_KEYS,
+        "test_controls": True,  # the payment mock's rate is set per scenario
+        "rate_limit": "off",  # one address drives it all; tests/system/test_limits.py sets one
     }
     return Settings(**{**values, **overrides})
 
@@ -175,8 +182,19 @@ class Shop:
     async def balance(self, user: str) -> int:
         return int((await self.ok("GET", f"/user/{user}/balance"))["balance"])
 
+    async def every(self, path: str, key: str) -> list[dict[str, Any]]:
+        """Every entry of a paged list (`key` in each page), following the cursors."""
+        found: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"limit": 200}
+        while True:
+            page = await self.ok("GET", path, params=params)
+            found += page[key]
+            if page["next"] is None:
+                return found
+            params = {"limit": 200, "cursor": page["next"]}
+
     async def stock(self, item: str) -> int:
-        items = (await self.ok("GET", "/items"))["items"]
+        items = await self.every("/items", "items")
         return int(next(i["stock"] for i in items if i["id"] == item))
 
     async def bag(self, user: str) -> dict[str, int]:
@@ -187,14 +205,10 @@ class Shop:
         return int((await self.ok("GET", f"/user/{user}/inventory"))["free"])
 
     async def orders_of(self, user: str) -> list[dict[str, Any]]:
-        orders: list[dict[str, Any]] = (await self.ok("GET", f"/user/{user}/orders"))["orders"]
-        return orders
+        return await self.every(f"/user/{user}/orders", "orders")
 
     async def notifications(self, user: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = (await self.ok("GET", f"/user/{user}/notifications"))[
-            "notifications"
-        ]
-        return found
+        return await self.every(f"/user/{user}/notifications", "notifications")
 
     async def set_payment_failure_rate(self, rate: float, seed: int | None = None) -> None:
         assert self.node is not None, "this shop has no node to ask"

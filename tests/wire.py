@@ -16,6 +16,7 @@ from sagashop.events import Event, EventName, decode, encode
 from sagashop.transport import Channels
 from sagashop.transport.faults import Faults
 from sagashop.transport.pubsub import delivery
+from sagashop.transport.signing import Signer
 from tests.support import Shop, eventually
 
 
@@ -53,6 +54,12 @@ class Wire:
         return Channels(self.shop.node.settings.namespace)
 
     @property
+    def signer(self) -> Signer:
+        """The node's own keys: what this wire sends is signed as a process of the system would."""
+        assert self.shop.node is not None
+        return self.shop.node.signer
+
+    @property
     def _streams(self) -> bool:
         assert self.shop.node is not None
         return self.shop.node.settings.bus == "streams"
@@ -60,9 +67,11 @@ class Wire:
     async def emit(self, event: Event) -> None:
         """One delivery of `event`; calling it twice delivers it twice."""
         if self._streams:
-            await self.redis.xadd(self._channels.stream(event.name), {"event": encode(event)})
+            stream = self._channels.stream(event.name)
+            await self.redis.xadd(stream, {"event": self.signer.sign(stream, encode(event))})
         else:
-            await self.redis.publish(self._channels.event(event.name), delivery(event))
+            channel = self._channels.event(event.name)
+            await self.redis.publish(channel, self.signer.sign(channel, delivery(event)))
 
     @asynccontextmanager
     async def watching(self, name: EventName) -> AsyncIterator[Watch]:
@@ -70,9 +79,9 @@ class Wire:
         if self._streams:
             stream = self._channels.stream(name)
             last = await self.redis.xrevrange(stream, count=1)
-            yield StreamWatch(self.redis, stream, last[0][0] if last else "0-0")
+            yield StreamWatch(self.redis, stream, last[0][0] if last else "0-0", self.signer)
             return
-        watch = ChannelWatch()
+        watch = ChannelWatch(self.signer, self._channels.event(name))
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(self._channels.event(name))
         listener = asyncio.create_task(watch.collect(pubsub))
@@ -92,20 +101,24 @@ class StreamWatch:
     redis: Redis
     stream: str
     after: str
+    signer: Signer
 
     async def seen(self) -> list[Event]:
         entries = await self.redis.xrange(self.stream, min=f"({self.after}")
-        return [decode(fields["event"]) for _id, fields in entries]
+        return [decode(self.signer.open(self.stream, fields["event"])) for _id, fields in entries]
 
 
 @dataclass
 class ChannelWatch:
+    signer: Signer
+    channel: str
     events: list[Event] = field(default_factory=list)
 
     async def collect(self, pubsub: PubSub) -> None:
         async for message in pubsub.listen():
             if message["type"] == "message":
-                self.events.append(Event.from_dict(json.loads(message["data"])["event"]))
+                body = json.loads(self.signer.open(self.channel, message["data"]))
+                self.events.append(Event.from_dict(body["event"]))
 
     async def seen(self) -> list[Event]:
         return list(self.events)

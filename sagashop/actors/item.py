@@ -17,6 +17,7 @@ from sagashop.requests import Request
 from sagashop.saga import Service, reason_or_retry, step
 from sagashop.store.facts import table
 from sagashop.store.item import Item, ItemDeadLetter, ItemStep, StockReservation
+from sagashop.store.pages import OLDEST_FIRST, PAGE, Position, page
 from sagashop.store.render import as_json, found
 
 log = logging.getLogger("sagashop.item")
@@ -76,9 +77,10 @@ async def get_item(item_id: str) -> dict[str, Any]:
     return as_json(await found(Item, "item", item_id), "opening_stock")
 
 
-async def list_items() -> dict[str, Any]:
-    items = await Item.all().order_by("created_at", "id")
-    return {"items": [as_json(item, "opening_stock") for item in items]}
+async def list_items(after: Position | None = None, limit: int = PAGE) -> dict[str, Any]:
+    """A page of the catalogue, oldest first."""
+    items, after = await page(Item.all(), OLDEST_FIRST, after, limit)
+    return {"items": [as_json(item, "opening_stock") for item in items], "next": after}
 
 
 async def audit_facts() -> dict[str, Any]:

@@ -12,6 +12,7 @@ from sagashop.events import Event, EventName
 from sagashop.requests import Request
 from sagashop.saga import Service, step
 from sagashop.store.notification import Notification, NotificationDeadLetter, NotificationStep
+from sagashop.store.pages import PAGE, Position, page
 from sagashop.store.render import as_json
 
 log = logging.getLogger("sagashop.notification")
@@ -34,9 +35,13 @@ async def notify(event: Event) -> Event:
     return event.follow(EventName.NOTIFICATION_SENT)
 
 
-async def list_notifications(user_id: str) -> dict[str, Any]:
-    rows = await Notification.filter(user_id=user_id).order_by("-id")
-    return {"userId": user_id, "notifications": [as_json(row, "user_id") for row in rows]}
+async def list_notifications(
+    user_id: str, after: Position | None = None, limit: int = PAGE
+) -> dict[str, Any]:
+    """A page of what the user was told, newest first."""
+    rows, after = await page(Notification.filter(user_id=user_id), ("-id",), after, limit)
+    found = [as_json(row, "user_id") for row in rows]
+    return {"userId": user_id, "notifications": found, "next": after}
 
 
 async def order_state(order_id: str) -> dict[str, Any] | None:

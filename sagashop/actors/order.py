@@ -35,6 +35,7 @@ from sagashop.requests import Request
 from sagashop.saga import Service, StepLog, step
 from sagashop.store.facts import table
 from sagashop.store.order import Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
+from sagashop.store.pages import NEWEST_FIRST, PAGE, Position, page
 from sagashop.store.render import as_json, found, now
 
 log = logging.getLogger("sagashop.order")
@@ -281,16 +282,22 @@ async def _once_ended(
             await asyncio.wait([stepped], timeout=min(remaining, LOOK_AGAIN))
 
 
-async def list_user_orders(user_id: str) -> dict[str, Any]:
-    orders = await Order.filter(user_id=user_id).order_by("-created_at", "-id")
-    return {"userId": user_id, "orders": [as_json(order, "backoff") for order in orders]}
+async def list_user_orders(
+    user_id: str, after: Position | None = None, limit: int = PAGE
+) -> dict[str, Any]:
+    """A page of the user's orders, newest first."""
+    orders, after = await page(Order.filter(user_id=user_id), NEWEST_FIRST, after, limit)
+    found = [as_json(order, "backoff") for order in orders]
+    return {"userId": user_id, "orders": found, "next": after}
 
 
-async def list_orders(status: str | None = None, limit: int = 50) -> dict[str, Any]:
+async def list_orders(
+    status: str | None = None, limit: int = PAGE, after: Position | None = None
+) -> dict[str, Any]:
     """The latest orders, newest first, of one status if given (the monitor's list)."""
     chosen = Order.all() if status is None else Order.filter(status=OrderStatus(status))
-    orders = await chosen.order_by("-created_at", "-id").limit(limit)
-    return {"orders": [as_json(order, "backoff") for order in orders]}
+    orders, after = await page(chosen, NEWEST_FIRST, after, limit)
+    return {"orders": [as_json(order, "backoff") for order in orders], "next": after}
 
 
 async def count_orders() -> dict[str, Any]:

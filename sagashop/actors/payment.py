@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sagashop.errors import Forbidden
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
 from sagashop.saga import Contention, Service, step
@@ -29,6 +30,9 @@ class PaymentMock:
 
     failure_rate: float
     seed: int | None = None
+    test_controls: bool = False
+    """Whether `configure` may change the rate while running (`--test-controls on`): a caller
+    who can reach the bus could otherwise make every purchase fail."""
 
     def declines(self, order_id: str) -> bool:
         if self.seed is None:
@@ -80,6 +84,11 @@ async def configure(
     failure_rate: float, seed: int | None = None, *, payments: PaymentMock
 ) -> dict[str, Any]:
     """Change the mock's decline rate while running (tests set it per scenario)."""
+    if not payments.test_controls:
+        raise Forbidden(
+            "setting the decline rate while running is a test control, off unless the payment "
+            "service runs with --test-controls on (TEST_CONTROLS=on)"
+        )
     payments.failure_rate, payments.seed = failure_rate, seed
     return {"failureRate": failure_rate, "seed": seed}
 

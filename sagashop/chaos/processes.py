@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from sagashop.config import Settings, parse_services, service_environment, to_flags
+from sagashop.config import Settings, child_environment, parse_services, to_flags
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
@@ -46,8 +46,7 @@ class Child:
         return [sys.executable, "-m", "sagashop", *to_flags(mine)]
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_URL")}
-        env.update(service_environment(self.settings), PYTHONUNBUFFERED="1")
+        env = child_environment(self.settings, os.environ) | {"PYTHONUNBUFFERED": "1"}
         with self.log_path.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv(), stdout=out, stderr=asyncio.subprocess.STDOUT, env=env
@@ -63,7 +62,15 @@ class Child:
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGINT)
-        return await asyncio.wait_for(self.process.wait(), STOP_TIMEOUT)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.process.wait()), STOP_TIMEOUT)
+        except TimeoutError:
+            self.process.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+            await asyncio.sleep(1.0)
+            raise TimeoutError(
+                f"{self.name} did not stop within {STOP_TIMEOUT:g}s of Ctrl-C; its log ends:\n"
+                f"{self.log_text()[-6000:]}"
+            ) from None
 
     async def restart(self) -> None:
         assert self.process is not None

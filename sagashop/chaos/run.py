@@ -139,6 +139,7 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         redis_url=redis.url,
         namespace=f"chaos-{uuid.uuid4().hex[:8]}",
         data_dir=workdir / "data",
+        rate_limit="off",  # every purchase comes from this one address
     )
     children = [
         Child(name, services, settings, workdir / f"{name}.log") for name, services in LAYOUT

@@ -10,8 +10,11 @@ from aiohttp import web
 from sagashop.actors import SERVICES
 from sagashop.bootstrap import running_node
 from sagashop.config import Settings
+from sagashop.http.auth import add_auth
 from sagashop.http.context import NODE
 from sagashop.http.errors import json_errors
+from sagashop.http.headers import add_security_headers
+from sagashop.http.limits import add_limits, rate_limited
 from sagashop.http.metrics import routes as metrics_routes
 from sagashop.http.monitor import add_monitor
 from sagashop.http.openapi import add_docs
@@ -19,11 +22,21 @@ from sagashop.http.views import routes
 from sagashop.saga import Service
 
 MAX_BODY_BYTES = 16 * 1024
+LINGER = 2.0
+"""Seconds the rest of a body nobody read (an answer given before it was read: 408, 401, 404)
+is drained before the connection closes; aiohttp's 10 would let a slow client hold it after a
+408 as long again as the body timeout."""
 
 
 def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> web.Application:
     """The front door of a node started with `settings` (and, in tests, other services)."""
-    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(
+        middlewares=[json_errors, rate_limited],
+        client_max_size=MAX_BODY_BYTES,
+        # aiohttp's keep-alive timeout is also the only limit on a request's head: it runs
+        # from the connection's start (or the answer before) until a whole head has come.
+        handler_args={"lingering_time": LINGER, "keepalive_timeout": settings.head_timeout},
+    )
 
     async def node_lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with running_node(settings, catalogue) as node:
@@ -31,6 +44,9 @@ def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> w
             yield
 
     app.cleanup_ctx.append(node_lifecycle)
+    add_auth(app, settings)  # after the rate limit: a flood of bad tokens is limited too
+    add_limits(app, settings)  # after the node: the limit's counts may live in its Redis
+    add_security_headers(app)
     app.add_routes(routes)
     app.add_routes(metrics_routes)
     add_monitor(app)

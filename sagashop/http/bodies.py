@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Collection
@@ -20,8 +21,10 @@ from pydantic import (
 
 from sagashop.errors import InvalidRequest, NotFound
 from sagashop.events import new_id
-from sagashop.http.errors import UnsupportedMediaType
+from sagashop.http.context import NODE
+from sagashop.http.errors import RequestTimeout, UnsupportedMediaType
 from sagashop.store.order import OrderStatus
+from sagashop.tokens import ANONYMOUS
 
 MAX_QUANTITY = 99
 MAX_BALANCE = 10**12
@@ -84,9 +87,16 @@ class FailureRate(Body):
     )
 
 
+CURSOR = r"^[A-Za-z0-9_-]{1,1024}$"
+"""A page's cursor: base64url text (see `http.pages`)."""
+
+
 class OrderListQuery(Query):
     status: OrderStatus | None = Field(None, description="Only orders of this status")
     limit: int = Field(50, ge=1, le=MAX_LIST, description="How many, newest first")
+    cursor: str | None = Field(
+        None, pattern=CURSOR, description="where to go on from: the `next` of the page before"
+    )
 
 
 B = TypeVar("B", bound=Body)
@@ -97,11 +107,22 @@ async def read_body(request: web.Request, shape: type[B]) -> B:
         raise UnsupportedMediaType(
             f"send the body as application/json, not {request.content_type or 'nothing'}"
         )
-    raw = await request.read()
+    raw = await _read_in_time(request)
     try:
         return shape.model_validate_json(raw)
     except ValidationError as error:
         raise _invalid(error) from None
+
+
+async def _read_in_time(request: web.Request) -> bytes:
+    """The body, if it all arrives within `--body-timeout`: a client sending a byte now and
+    then would otherwise hold a connection, and a handler, for as long as it likes."""
+    seconds = request.app[NODE].settings.body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            return await request.read()
+    except TimeoutError:
+        raise RequestTimeout(seconds) from None
 
 
 def read_query(request: web.Request, shape: type[Q]) -> Q:
@@ -193,11 +214,17 @@ class IdempotencyHeader(BaseModel):
     )
 
 
-def order_id_for(idempotency_key: str | None) -> str:
-    """A new order id, or the one this idempotency key always stands for."""
+def order_id_for(idempotency_key: str | None, caller: str = ANONYMOUS) -> str:
+    """A new order id, or the one this caller's idempotency key always stands for. A key is
+    scoped to its caller, so nobody can name another player's order by sending their key;
+    the anonymous caller (auth off) keeps the ids keys always had."""
     try:
         key = IdempotencyHeader.model_validate({"Idempotency-Key": idempotency_key}).key
     except ValidationError:
         message = f"an Idempotency-Key has 1 to {MAX_KEY_LENGTH} characters"
         raise InvalidRequest(message, "Idempotency-Key") from None
-    return new_id() if key is None else str(uuid.uuid5(IDEMPOTENCY_KEYS, key))
+    return new_id() if key is None else str(uuid.uuid5(_keys_of(caller), key))
+
+
+def _keys_of(caller: str) -> uuid.UUID:
+    return IDEMPOTENCY_KEYS if caller == ANONYMOUS else uuid.uuid5(IDEMPOTENCY_KEYS, caller)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,32 @@ class UnsupportedMediaType(SagashopError):
     code = "unsupported_media_type"
 
 
+class Refusal(SagashopError):
+    """A refusal whose answer says more in its headers (429's `Retry-After`), or that ends the
+    connection (408: the rest of a body too slow to come is not worth waiting for)."""
+
+    headers: Mapping[str, str] = {}
+    close = False
+
+
+class TooManyRequests(Refusal):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests: try again in {retry_after} s")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class RequestTimeout(Refusal):
+    status = 408
+    code = "request_timeout"
+    close = True
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the body did not arrive within {seconds:g} s")
+
+
 def error_response(status: int, body: dict[str, Any]) -> web.Response:
     return web.json_response({"error": body}, status=status)
 
@@ -48,7 +75,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except SagashopError as error:
-        return error_response(error.status, error.to_dict())
+        return _refused(error)
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -60,6 +87,15 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, {"code": "internal_error", "message": "see the server log"})
+
+
+def _refused(error: SagashopError) -> web.Response:
+    response = error_response(error.status, error.to_dict())
+    if isinstance(error, Refusal):
+        response.headers.update(error.headers)
+        if error.close:
+            response.force_close()
+    return response
 
 
 def _describe(request: web.Request, error: web.HTTPException) -> str:

@@ -16,10 +16,12 @@ from aiohttp import web
 
 import sagashop.http.schemas as schemas
 import sagashop.monitor
+from sagashop.http.access import ANYONE, OPERATOR, allow
 from sagashop.http.bodies import FailureRate, OrderListQuery, read_body, read_query
 from sagashop.http.context import NODE, ask, ask_each, service_names
 from sagashop.http.errors import ErrorBody
 from sagashop.http.openapi import Media, documented
+from sagashop.http.pages import position, with_cursor
 from sagashop.monitor import CLOSED, Watchers
 from sagashop.requests import Request
 
@@ -52,6 +54,7 @@ async def _end_streams(app: web.Application) -> None:
 
 @routes.get("/")
 @documented("The saga monitor page", responses={200: Media("text/html")}, tags=["monitor"])
+@allow(ANYONE)
 async def monitor_page(_request: web.Request) -> web.FileResponse:
     """Sagas live, one swimlane per service; start purchases and provoke failures from it."""
     return web.FileResponse(STATIC / "index.html")
@@ -63,6 +66,7 @@ async def monitor_page(_request: web.Request) -> web.FileResponse:
     responses={200: Media("text/event-stream")},
     tags=["monitor"],
 )
+@allow(OPERATOR)
 async def monitor_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: each `steps` event is a JSON object with the `steps` one process took
     in the last quarter second (order, service, step, event emitted, its kind, reason, time) and
@@ -109,6 +113,7 @@ def _gone(request: web.Request) -> bool:
     responses={200: schemas.Summary, 503: ErrorBody},
     tags=["monitor"],
 )
+@allow(OPERATOR)
 async def summary(request: web.Request) -> web.Response:
     """What the monitor's counters show: orders by status, cancellations by the refusing
     service, dead letters waiting in every service."""
@@ -133,11 +138,16 @@ async def summary(request: web.Request) -> web.Response:
     responses={200: schemas.OrderList, 503: ErrorBody},
     tags=["monitor"],
 )
+@allow(OPERATOR)
 async def list_orders(request: web.Request) -> web.Response:
     """Newest first, of one status if asked (the monitor's list of recent orders)."""
     chosen = read_query(request, OrderListQuery)
-    found = await ask(request, "order", Request.LIST_ORDERS, **chosen.model_dump(mode="json"))
-    return web.json_response(found)
+    after = None if chosen.cursor is None else position(chosen.cursor)
+    status = None if chosen.status is None else chosen.status.value
+    found = await ask(
+        request, "order", Request.LIST_ORDERS, status=status, limit=chosen.limit, after=after
+    )
+    return web.json_response(with_cursor(found))
 
 
 @routes.get("/payments/failure-rate")
@@ -146,6 +156,7 @@ async def list_orders(request: web.Request) -> web.Response:
     responses={200: schemas.PaymentSettings, 503: ErrorBody},
     tags=["monitor"],
 )
+@allow(OPERATOR)
 async def get_failure_rate(request: web.Request) -> web.Response:
     return web.json_response(await ask(request, "payment", Request.PAYMENT_SETTINGS))
 
@@ -154,9 +165,10 @@ async def get_failure_rate(request: web.Request) -> web.Response:
 @documented(
     "Set the payment mock's decline rate",
     body=FailureRate,
-    responses={200: schemas.PaymentSettings, 503: ErrorBody},
+    responses={200: schemas.PaymentSettings, 403: ErrorBody, 503: ErrorBody},
     tags=["monitor"],
 )
+@allow(OPERATOR)
 async def set_failure_rate(request: web.Request) -> web.Response:
     """Provoke the payment step's compensations: the next charges are declined at this rate."""
     chosen = await read_body(request, FailureRate)

@@ -18,8 +18,9 @@ A handler says what it takes and what it answers with `documented`, just under i
   route's placeholders (`{order_id}`). Handlers should validate with the same models.
 - `responses` maps each status the handler answers to a pydantic model of its JSON body, or to
   `Media("text/plain")` (or any media type) for a body that is not JSON.
-- What the front door itself answers is added: 400, 413 and 415 with a body (see
-  `bodies.read_body`), 400 with a query, 404 with path ids, all `ErrorBody`.
+- What the front door itself answers is added: 400, 408, 413 and 415 with a body (see
+  `bodies.read_body`), 400 with a query, 404 with path ids or a page's cursor, 429 but for
+  probes (see `limits`), all `ErrorBody`.
 - `links` (OpenAPI links, from the first 2xx response) lead a client, or a fuzzer, from what an
   operation created to the operations that use it; a link names an operation by its handler's
   function name, which is every operation's `operationId`.
@@ -47,11 +48,14 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
+from sagashop.http.access import ANYONE, SECURED, Access, Who, access_of, allow
 from sagashop.http.errors import ErrorBody
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
 _ATTRIBUTE = "__openapi_operation__"
+UNLIMITED_TAG = "probes"
+"""Operations with this tag are asked on a schedule (probes, scrapes) and never rate-limited."""
 _PLACEHOLDER = re.compile(r"\{(\w+)")
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -101,10 +105,14 @@ class Operation:
     def all_responses(self) -> dict[int, Answer]:
         """The declared responses and the errors the front door gives for this operation."""
         implied: dict[int, Answer] = {}
-        if self.body is not None:
-            implied |= {400: ErrorBody, 413: ErrorBody, 415: ErrorBody}
+        if UNLIMITED_TAG not in self.tags:  # a caller past its rate limit (http/limits.py)
+            implied[429] = ErrorBody
+        if self.body is not None:  # 408: a body too slow to arrive (bodies.read_body)
+            implied |= {400: ErrorBody, 408: ErrorBody, 413: ErrorBody, 415: ErrorBody}
         if self.query is not None:
             implied[400] = ErrorBody
+        if self.query is not None and "cursor" in self.query.model_fields:
+            implied[404] = ErrorBody  # a cursor that names no page (http/pages.py)
         if self.path is not None:
             implied[404] = ErrorBody
         return dict(sorted((implied | dict(self.responses)).items()))
@@ -171,12 +179,45 @@ def openapi(app: web.Application, title: str, version: str) -> dict[str, Any]:
         paths.setdefault(path, {})[method.lower()] = _operation(
             path, handler, operation, refs, components
         )
-    return {
+    document = {
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": version},
         "paths": paths,
         "components": {"schemas": components},
     }
+    if app.get(SECURED, False):
+        _secure(document, [(m, path, access_of(handler)) for m, path, handler, _ in found])
+    return document
+
+
+BEARER = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+def _secure(document: dict[str, Any], routes: Iterable[tuple[str, str, Access]]) -> None:
+    """The bearer scheme, and on each operation who may call it (`x-access`), its security
+    and the 401 and 403 it may answer (another player's order is a 404, already described)."""
+    refs, top = models_json_schema([(ErrorBody, "serialization")], ref_template=REF)
+    document["components"]["schemas"].update(top.get("$defs", {}))
+    document["components"]["securitySchemes"] = {"bearer": BEARER}
+    document["security"] = [{"bearer": []}]
+    error = {"content": {"application/json": {"schema": refs[(ErrorBody, "serialization")]}}}
+    for method, path, access in routes:
+        operation = document["paths"][path][method.lower()]
+        operation["x-access"] = access.who.value
+        if access.who is Who.ANYONE:
+            operation["security"] = []
+            continue
+        responses = operation["responses"]
+        responses["401"] = {"description": "No valid bearer token", **error}
+        if access.owner is None or access.owner.where != "order":
+            responses["403"] = {"description": _FORBIDDEN[access.who], **error}
+        operation["responses"] = dict(sorted(responses.items()))
+
+
+_FORBIDDEN = {
+    Who.OPERATOR: "A player's token: only an operator may",
+    Who.PLAYER: "Another player's user: a player acts only for themself",
+}
 
 
 Refs = Mapping[tuple[Any, JsonSchemaMode], dict[str, Any]]
@@ -325,6 +366,7 @@ class Spec(BaseModel):
 
 
 @documented("This API's OpenAPI document", responses={200: Spec}, tags=["docs"])
+@allow(ANYONE)
 async def openapi_document(request: web.Request) -> web.Response:
     """Generated from the handlers' `documented` declarations and their pydantic models."""
     info = request.app[API_INFO]
@@ -332,10 +374,15 @@ async def openapi_document(request: web.Request) -> web.Response:
 
 
 @documented("This API's docs page (Swagger UI)", responses={200: Media("text/html")}, tags=["docs"])
+@allow(ANYONE)
 async def docs_page(request: web.Request) -> web.Response:
     """Served with its scripts and styles by this process: no CDN, works offline."""
-    page = _DOCS_PAGE.format(title=request.app[API_INFO].title, assets=DOCS_ASSETS)
-    return web.Response(text=page, content_type="text/html")
+    return web.Response(text=docs_page_html(request.app[API_INFO].title), content_type="text/html")
+
+
+def docs_page_html(title: str) -> str:
+    """The docs page (its inline script's hash is in its Content-Security-Policy)."""
+    return _DOCS_PAGE.format(title=title, assets=DOCS_ASSETS)
 
 
 def add_docs(app: web.Application, title: str, version: str) -> None:

@@ -43,14 +43,18 @@ class Item(Answer):
 
 
 class Catalogue(Answer):
-    """Every item, oldest first, with its stock."""
+    """A page of the items, oldest first, with their stock."""
 
     items: list[Item]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
 class SampleData(Answer):
     user: User
     items: list[Item]
+    token: str | None = Field(
+        None, description="a bearer token for the new user, when an operator asked (auth on)"
+    )
 
 
 class SampleDataCreated(Answer):
@@ -169,10 +173,11 @@ class Inventory(Answer):
 
 
 class UserOrders(Answer):
-    """The user's orders, newest first."""
+    """A page of the user's orders, newest first."""
 
     userId: UUID
     orders: list[Order]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
 class Notification(Answer):
@@ -184,10 +189,11 @@ class Notification(Answer):
 
 
 class Notifications(Answer):
-    """What the user was told, newest first."""
+    """A page of what the user was told, newest first."""
 
     userId: UUID
     notifications: list[Notification]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
 class DeadLetter(Answer):
@@ -208,6 +214,7 @@ class DeadLetters(Answer):
 
     deadLetters: list[DeadLetter]
     unavailable: dict[str, str]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
 class Replayed(Answer):
@@ -241,6 +248,10 @@ class Readiness(Answer):
 class Faults(Answer):
     dropped: int
     duplicated: int
+    rejected: dict[str, int] = Field(
+        description="messages dropped from the bus, by reason: unsigned, bad_signature, "
+        "unknown_key, stale, oversized, invalid"
+    )
 
 
 class Loop(Answer):
@@ -264,9 +275,10 @@ class Health(Answer):
 
 
 class OrderList(Answer):
-    """The latest orders, newest first."""
+    """A page of the latest orders, newest first."""
 
     orders: list[Order]
+    next: str | None = Field(description="the cursor of the next page; null on the last")
 
 
 class Summary(Answer):

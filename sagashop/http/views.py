@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from itertools import chain
+from typing import Any
 
 from aiohttp import web
 
 import sagashop.audit as audit
 import sagashop.http.schemas as schemas
 from sagashop.events import new_id
+from sagashop.http.access import (
+    ANYONE,
+    OPERATOR,
+    OWN_ORDER_IN_PATH,
+    OWN_USER_IN_PATH,
+    allow,
+    own_user_in_body,
+)
+from sagashop.http.auth import caller_name, token_for
 from sagashop.http.bodies import (
     IdempotencyHeader,
     LetterPath,
@@ -27,7 +37,16 @@ from sagashop.http.bodies import (
 )
 from sagashop.http.context import NODE, ask, ask_each, ask_waiting, service_names
 from sagashop.http.errors import ErrorBody
+from sagashop.http.limits import AUDIT_REPORTS
 from sagashop.http.openapi import Link, documented
+from sagashop.http.pages import (
+    PageQuery,
+    cursor,
+    letter_marks,
+    merge_letters,
+    page_asked,
+    with_cursor,
+)
 from sagashop.requests import Request
 from sagashop.vitals import memory
 
@@ -70,6 +89,7 @@ USER_LINKS = {
         )
     },
 )
+@allow(OPERATOR)
 async def setup_test_data(request: web.Request) -> web.Response:
     user = await ask(
         request,
@@ -82,7 +102,7 @@ async def setup_test_data(request: web.Request) -> web.Response:
     items = await asyncio.gather(
         *(ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **i) for i in TEST_ITEMS)
     )
-    data = {"user": user, "items": list(items)}
+    data = {"user": user, "items": list(items), "token": token_for(request, user["id"])}
     return web.json_response({"success": True, "message": "test data created", "data": data})
 
 
@@ -93,6 +113,7 @@ async def setup_test_data(request: web.Request) -> web.Response:
     responses={201: schemas.User, **UNAVAILABLE},
     links={**USER_LINKS, "PlaceOrder": Link("place_order", body={"userId": NEW_ID})},
 )
+@allow(OPERATOR)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_body(request, NewUser)
     user = await ask(request, "user", Request.CREATE_USER, user_id=new_id(), **body.model_dump())
@@ -106,6 +127,7 @@ async def create_user(request: web.Request) -> web.Response:
     responses={201: schemas.Item, **UNAVAILABLE},
     links={"PlaceOrder": Link("place_order", body={"itemId": NEW_ID})},
 )
+@allow(OPERATOR)
 async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, NewItem)
     item = await ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **body.model_dump())
@@ -113,9 +135,16 @@ async def create_item(request: web.Request) -> web.Response:
 
 
 @routes.get("/items")
-@documented("The catalogue, with stock", responses={200: schemas.Catalogue, **UNAVAILABLE})
+@documented(
+    "The catalogue, with stock",
+    query=PageQuery,
+    responses={200: schemas.Catalogue, **UNAVAILABLE},
+)
+@allow(ANYONE)
 async def list_items(request: web.Request) -> web.Response:
-    return web.json_response(await ask(request, "item", Request.LIST_ITEMS))
+    limit, after = page_asked(request)
+    found = await ask(request, "item", Request.LIST_ITEMS, after=after, limit=limit)
+    return web.json_response(with_cursor(found))
 
 
 @routes.post("/orders")
@@ -129,6 +158,7 @@ async def list_items(request: web.Request) -> web.Response:
         "GetOrderStatus": Link("get_order_status", {"order_id": NEW_ID}),
     },
 )
+@allow(own_user_in_body(PlaceOrder, "userId"))
 async def place_order(request: web.Request) -> web.Response:
     """Start a purchase. With an Idempotency-Key header, sending the same request again (after
     a timeout, say) answers with the same order instead of buying twice."""
@@ -137,7 +167,7 @@ async def place_order(request: web.Request) -> web.Response:
         request,
         "order",
         Request.PLACE_ORDER,
-        order_id=order_id_for(request.headers.get("Idempotency-Key")),
+        order_id=order_id_for(request.headers.get("Idempotency-Key"), caller_name(request)),
         user_id=str(body.userId),
         item_id=str(body.itemId),
         quantity=body.quantity,
@@ -152,6 +182,7 @@ async def place_order(request: web.Request) -> web.Response:
     query=Wait,
     responses={200: schemas.OrderView, **UNAVAILABLE},
 )
+@allow(OWN_ORDER_IN_PATH)
 async def get_order(request: web.Request) -> web.Response:
     """The order, its saga's steps so far across all services, and what each service holds.
     A service that does not answer is named under "unavailable"; the rest is shown.
@@ -179,6 +210,7 @@ async def get_order(request: web.Request) -> web.Response:
     query=Wait,
     responses={200: schemas.OrderStatusView, **UNAVAILABLE},
 )
+@allow(OWN_ORDER_IN_PATH)
 async def get_order_status(request: web.Request) -> web.Response:
     """Only the order's status and why it failed: the cheap read for a client waiting for the
     outcome (with `?wait=SECONDS`, as for the whole order)."""
@@ -190,50 +222,82 @@ async def get_order_status(request: web.Request) -> web.Response:
 
 @routes.get("/user/{user_id}/balance")
 @documented("The user's balance", path=UserPath, responses={200: schemas.Balance, **UNAVAILABLE})
+@allow(OWN_USER_IN_PATH)
 async def get_balance(request: web.Request) -> web.Response:
     user = await ask(request, "user", Request.GET_USER, user_id=path_id(request, "user_id", "user"))
     return web.json_response({"userId": user["id"], "balance": user["balance"]})
 
 
-async def _of_user(request: web.Request, service: str, name: Request) -> web.Response:
+async def _of_user(
+    request: web.Request, service: str, name: Request, **args: Any
+) -> dict[str, Any]:
     """Something another service keeps per user; 404 if the user service does not know them."""
     user_id = path_id(request, "user_id", "user")
     _user, found = await asyncio.gather(
         ask(request, "user", Request.GET_USER, user_id=user_id),
-        ask(request, service, name, user_id=user_id),
+        ask(request, service, name, user_id=user_id, **args),
     )
-    return web.json_response(found)
+    return dict(found)
+
+
+async def _page_of_user(request: web.Request, service: str, name: Request) -> web.Response:
+    """A page of a list another service keeps per user (`?limit=&cursor=`)."""
+    limit, after = page_asked(request)
+    found = await _of_user(request, service, name, after=after, limit=limit)
+    return web.json_response(with_cursor(found))
 
 
 @routes.get("/user/{user_id}/inventory")
 @documented("The user's bag", path=UserPath, responses={200: schemas.Inventory, **UNAVAILABLE})
+@allow(OWN_USER_IN_PATH)
 async def get_inventory(request: web.Request) -> web.Response:
-    return await _of_user(request, "inventory", Request.GET_INVENTORY)
+    """Not paged: a bag has 20 slots, so it never holds more than 20 kinds of item."""
+    return web.json_response(await _of_user(request, "inventory", Request.GET_INVENTORY))
 
 
 @routes.get("/user/{user_id}/orders")
-@documented("The user's orders", path=UserPath, responses={200: schemas.UserOrders, **UNAVAILABLE})
+@documented(
+    "The user's orders",
+    path=UserPath,
+    query=PageQuery,
+    responses={200: schemas.UserOrders, **UNAVAILABLE},
+)
+@allow(OWN_USER_IN_PATH)
 async def get_user_orders(request: web.Request) -> web.Response:
-    return await _of_user(request, "order", Request.LIST_USER_ORDERS)
+    return await _page_of_user(request, "order", Request.LIST_USER_ORDERS)
 
 
 @routes.get("/user/{user_id}/notifications")
 @documented(
     "What the user was told",
     path=UserPath,
+    query=PageQuery,
     responses={200: schemas.Notifications, **UNAVAILABLE},
 )
+@allow(OWN_USER_IN_PATH)
 async def get_notifications(request: web.Request) -> web.Response:
-    return await _of_user(request, "notification", Request.LIST_NOTIFICATIONS)
+    return await _page_of_user(request, "notification", Request.LIST_NOTIFICATIONS)
 
 
 @routes.get("/dead-letters")
-@documented("Events whose step kept failing", responses={200: schemas.DeadLetters})
+@documented(
+    "Events whose step kept failing",
+    query=PageQuery,
+    responses={200: schemas.DeadLetters},
+)
+@allow(OPERATOR)
 async def list_dead_letters(request: web.Request) -> web.Response:
-    """Events whose step kept failing, in every service, oldest first."""
-    found, silent = await ask_each(request, service_names(request), Request.DEAD_LETTERS)
-    letters = sorted(chain.from_iterable(found.values()), key=lambda letter: letter["createdAt"])
-    return web.json_response({"deadLetters": letters, "unavailable": silent})
+    """Events whose step kept failing, in every service, oldest first. A page is merged from
+    each service's next letters, so its cursor holds the last letter it gave per service."""
+    limit, after = page_asked(request)
+    marks = letter_marks(after)
+    found, silent = await ask_each(
+        request, service_names(request), Request.DEAD_LETTERS, after=marks, limit=limit + 1
+    )
+    letters, marks_after = merge_letters(found.values(), marks, limit)
+    return web.json_response(
+        {"deadLetters": letters, "unavailable": silent, "next": cursor(marks_after)}
+    )
 
 
 @routes.post("/dead-letters/{letter_id}/replay")
@@ -242,6 +306,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     path=LetterPath,
     responses={202: schemas.Replayed, **UNAVAILABLE},
 )
+@allow(OPERATOR)
 async def replay_dead_letter(request: web.Request) -> web.Response:
     """Deliver a dead letter's event to its service again, after the cause is fixed."""
     service, letter_id = dead_letter_id(
@@ -256,17 +321,24 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
     "The conservation checks across every service",
     responses={200: schemas.AuditReport, **UNAVAILABLE},
 )
+@allow(OPERATOR)
 async def run_audit(request: web.Request) -> web.Response:
     """The conservation checks across every service's store (see `sagashop.audit`), checked in
-    a thread: with every order ever placed to go through, the loop must not wait for it."""
+    a thread: with every order ever placed to go through, the loop must not wait for it. The
+    stores see one audit per 2 s at most, however many ask (callers who ask together share
+    one; see `limits.Paced`), so asking in a loop cannot load them."""
     node = request.app[NODE]
-    facts = await audit.gather(node.ask, node.catalogue.values())
-    report = await asyncio.to_thread(audit.check, facts)
-    return web.json_response(report.to_dict())
+
+    async def report() -> dict[str, Any]:
+        facts = await audit.gather(node.ask, node.catalogue.values())
+        return (await asyncio.to_thread(audit.check, facts)).to_dict()
+
+    return web.json_response(await request.app[AUDIT_REPORTS].get(report))
 
 
 @routes.get("/healthz")
 @documented("Liveness: the process is up", responses={200: schemas.Alive}, tags=["probes"])
+@allow(ANYONE)
 async def alive(_request: web.Request) -> web.Response:
     """The process is up and its loop answers (liveness: restart it if not)."""
     return web.json_response({"status": "ok"})
@@ -278,6 +350,7 @@ async def alive(_request: web.Request) -> web.Response:
     responses={200: schemas.Readiness, 503: schemas.Readiness},
     tags=["probes"],
 )
+@allow(ANYONE)
 async def ready(request: web.Request) -> web.Response:
     """Redis, this process's databases and its actors all answer (readiness: send it work);
     503, naming what does not, otherwise."""
@@ -290,11 +363,13 @@ async def ready(request: web.Request) -> web.Response:
 @documented(
     "What this process runs, and how it is doing", responses={200: schemas.Health}, tags=["probes"]
 )
+@allow(OPERATOR)
 async def health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     faults = {
         "dropped": node.events.counts.dropped,
         "duplicated": node.events.counts.duplicated,
+        "rejected": dict(node.signer.rejected),
     }
     return web.json_response(
         {

@@ -269,8 +269,14 @@ class StepLog:
             for row in rows
         ]
 
-    async def dead(self) -> list[dict[str, Any]]:
-        letters = await self.dead_letters.all().order_by("id")
+    async def dead(
+        self, after: Mapping[str, int] | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The letters, oldest first, `limit` of them at most, past the number `after` gives
+        this service (the last each service's letters gave on a page across all of them)."""
+        mark = (after or {}).get(self.service, 0)
+        chosen = self.dead_letters.filter(id__gt=mark).order_by("id")
+        letters = await (chosen if limit is None else chosen.limit(limit))
         return [
             {**as_json(letter), "id": f"{self.service}-{letter.id}", "service": self.service}
             for letter in letters

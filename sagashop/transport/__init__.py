@@ -10,6 +10,7 @@ from sagashop.transport.channels import Channels
 from sagashop.transport.claims import DeliveryClaims
 from sagashop.transport.protocol import EventTransport
 from sagashop.transport.pubsub import PubSubEvents
+from sagashop.transport.signing import Signer
 from sagashop.transport.streams import StreamEvents
 
 __all__ = ["TRANSPORTS", "Channels", "DeliveryClaims", "EventTransport", "event_transport"]
@@ -19,9 +20,14 @@ TRANSPORTS = ("pubsub", "streams")
 
 
 def event_transport(
-    kind: str, redis: Redis, channels: Channels, consumer: str, reclaim_idle: float
+    kind: str,
+    redis: Redis,
+    channels: Channels,
+    consumer: str,
+    reclaim_idle: float,
+    signer: Signer,
 ) -> EventTransport:
     """The transport named `kind`; `consumer` names this process in Streams' groups."""
     if kind == "streams":
-        return StreamEvents(redis, channels, consumer, reclaim_idle)
-    return PubSubEvents(redis, channels, DeliveryClaims(redis))
+        return StreamEvents(redis, channels, signer, consumer, reclaim_idle)
+    return PubSubEvents(redis, channels, DeliveryClaims(redis), signer)

@@ -30,6 +30,10 @@ class Channels:
         """The key that says which process of a service took one Pub/Sub delivery."""
         return f"{self.namespace}:claim:{service}:{delivery_id}"
 
+    def rate_limits(self) -> str:
+        """The prefix of the rate limit's counts per caller (`--rate-limit-store redis`)."""
+        return f"{self.namespace}:ratelimit"
+
     def monitor(self) -> str:
         """Where processes publish the steps they take while a monitor page watches."""
         return f"{self.namespace}:monitor"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from sagashop.events import Event, EventName
 
@@ -32,7 +32,3 @@ class EventTransport(Protocol):
 
 def reconnect_delay(failures: int) -> float:
     return RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-
-
-def log_malformed(where: str, error: BaseException, raw: Any) -> None:
-    log.error("bus: dropped a malformed message on %s (%s): %.200r", where, error, raw)

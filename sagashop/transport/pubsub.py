@@ -20,10 +20,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from sagashop.events import Event, EventName, new_id
+from sagashop.events import Event, EventName, MalformedEvent, new_id
 from sagashop.transport.channels import Channels
 from sagashop.transport.claims import DeliveryClaims
-from sagashop.transport.protocol import Receive, log_malformed, reconnect_delay
+from sagashop.transport.protocol import Receive, reconnect_delay
+from sagashop.transport.signing import MAX_SKEW, Signer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class Subscription:
                 await _close_quietly(self._pubsub)
                 self._pubsub = None
                 await asyncio.sleep(delay)
+            except Exception:
+                # A handler's own checks drop a bad message; this is the last guard, so that
+                # nothing a batch carries can end the listener (and with it the process's bus).
+                log.exception("%s: a batch failed; listening on", self._name)
 
     async def _pump(self, pubsub: PubSub) -> None:
         while True:
@@ -100,10 +105,13 @@ class Subscription:
 class PubSubEvents:
     """The Pub/Sub event transport (see the module's docstring)."""
 
-    def __init__(self, redis: Redis, channels: Channels, claims: DeliveryClaims) -> None:
+    def __init__(
+        self, redis: Redis, channels: Channels, claims: DeliveryClaims, signer: Signer
+    ) -> None:
         self._redis = redis
         self._channels = channels
         self._claims = claims
+        self._signer = signer
         self._receive: Receive | None = None
         self._consumers: dict[str, list[str]] = {}
         self._subscription: Subscription | None = None
@@ -127,20 +135,18 @@ class PubSubEvents:
         """How many processes were subscribed to each event's channel."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.publish(self._channels.event(event.name), delivery(event))
+                channel = self._channels.event(event.name)
+                pipe.publish(channel, self._signer.sign(channel, delivery(event)))
             return [int(n) for n in await pipe.execute()]
 
     async def _hand_out(self, messages: list[Message]) -> None:
         """Claim every (service, delivery) in one round trip; hand each service what it won."""
         wanted: list[tuple[str, str, Event]] = []  # (claim key, service, event)
         for channel, data in messages:
-            try:
-                body = json.loads(data)
-                event = Event.from_dict(body["event"])
-                delivery_id = str(body["delivery"])
-            except Exception as error:
-                log_malformed(channel, error, data)
+            opened = self._open(channel, data)
+            if opened is None:
                 continue
+            event, delivery_id = opened
             for service in self._consumers.get(channel, ()):
                 wanted.append((self._channels.claim(service, delivery_id), service, event))
         if not wanted:
@@ -154,10 +160,30 @@ class PubSubEvents:
         for service, events in batches.items():
             self._receive(service, events, None)
 
+    def _open(self, channel: str, data: Any) -> tuple[Event, str] | None:
+        """The event and delivery id of a signed, recent, valid message; else None, counted.
+        Anything at all may go wrong with what a stranger sent (a RecursionError from nested
+        brackets, say): it costs that message only."""
+        try:
+            body = json.loads(self._signer.open(channel, data, MAX_SKEW))
+            event = Event.from_dict(body["event"])
+            if self._channels.event(event.name) != channel:
+                raise MalformedEvent(f"a {event.name} event on another event's channel")
+            return event, _delivery_id(body["delivery"])
+        except Exception as error:
+            self._signer.reject(channel, error, data)
+            return None
+
 
 def delivery(event: Event) -> str:
     """An event as it travels: with a delivery id of its own, so each publish is claimed anew."""
     return json.dumps({"delivery": new_id(), "event": event.to_dict()}, separators=(",", ":"))
+
+
+def _delivery_id(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise MalformedEvent("a delivery id is a short string")
+    return value
 
 
 async def _close_quietly(pubsub: PubSub | None) -> None:

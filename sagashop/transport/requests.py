@@ -1,6 +1,8 @@
 """Request and reply over Pub/Sub, whatever carries the events: a request goes to the service's
 request channel, is claimed like an event (so one process of the service answers), and the
-answer comes back on the asking process's reply channel, matched by request id."""
+answer comes back on the asking process's reply channel, matched by request id. Requests and
+replies are signed like events (see `signing`), so a forged request or a spoofed reply is
+dropped unread."""
 
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from sagashop.errors import SagashopError, Unavailable, error_from_dict
 from sagashop.events import new_id
 from sagashop.transport.channels import Channels
 from sagashop.transport.claims import DeliveryClaims
-from sagashop.transport.protocol import log_malformed
 from sagashop.transport.pubsub import Message, Subscription
+from sagashop.transport.signing import MAX_SKEW, Signer
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,11 @@ class Requests:
         channels: Channels,
         node_id: str,
         claims: DeliveryClaims,
+        signer: Signer,
         timeout: float = 10.0,
     ) -> None:
         self._redis = redis
+        self._signer = signer
         self._channels = channels
         self._reply_channel = channels.reply(node_id)
         self._claims = claims
@@ -74,8 +78,10 @@ class Requests:
         answer = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = answer
         request = {"id": request_id, "reply_to": self._reply_channel, "name": name, "args": args}
+        channel = self._channels.ask(service)
         try:
-            if not await self._redis.publish(self._channels.ask(service), json.dumps(request)):
+            wire = self._signer.sign(channel, json.dumps(request))
+            if not await self._redis.publish(channel, wire):
                 raise Unavailable(f"no process runs the {service} service")
             async with asyncio.timeout(self._timeout + patience):
                 return await answer
@@ -92,14 +98,15 @@ class Requests:
         asked: list[tuple[str, str, dict[str, Any]]] = []  # (claim key, service, request)
         for channel, data in messages:
             try:
-                body = json.loads(data)
+                body = json.loads(self._signer.open(channel, data, MAX_SKEW))
                 if channel == self._reply_channel:
                     self._resolve(body)
                 elif channel in self._serving:
                     service = self._serving[channel]
-                    asked.append((self._channels.claim(service, body["id"]), service, body))
-            except Exception as error:
-                log_malformed(channel, error, data)
+                    request = _checked_request(body)
+                    asked.append((self._channels.claim(service, request["id"]), service, request))
+            except Exception as error:  # whatever a stranger sent costs that message only
+                self._signer.reject(channel, error, data)
         if asked:
             won = await self._claims.claim([key for key, _, _ in asked])
             for (_, service, request), ok in zip(asked, won, strict=True):
@@ -118,17 +125,21 @@ class Requests:
         except SagashopError as error:
             reply = {"error": error.to_dict()}
         except Exception:
-            log.exception("requests: %s.%s failed", service, request.get("name"))
+            log.exception("requests: %s.%r failed", service, request.get("name"))
             reply = {"error": SagashopError(f"the {service} service failed").to_dict()}
         body = json.dumps({"id": request["id"], **reply})
         try:
-            await self._redis.publish(request["reply_to"], body)
+            await self._redis.publish(
+                request["reply_to"], self._signer.sign(request["reply_to"], body)
+            )
         except RedisError as error:
             log.warning(
-                "requests: could not answer %s.%s (%s)", service, request.get("name"), error
+                "requests: could not answer %s.%r (%s)", service, request.get("name"), error
             )
 
-    def _resolve(self, reply: dict[str, Any]) -> None:
+    def _resolve(self, reply: Any) -> None:
+        if not isinstance(reply, dict) or not isinstance(reply.get("id"), str):
+            raise ValueError("a reply is an object with an id")
         answer = self._waiting.get(reply["id"])
         if answer is None or answer.done():
             return
@@ -136,3 +147,13 @@ class Requests:
             answer.set_exception(error_from_dict(reply["error"]))
         else:
             answer.set_result(reply["value"])
+
+
+def _checked_request(body: Any) -> dict[str, Any]:
+    """A request's shape, checked before anything acts on it."""
+    if not isinstance(body, dict):
+        raise ValueError("a request is a JSON object")
+    for key, kind in (("id", str), ("reply_to", str), ("name", str), ("args", dict)):
+        if not isinstance(body.get(key), kind):
+            raise ValueError(f"a request's {key!r} is a {kind.__name__}")
+    return body

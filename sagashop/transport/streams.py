@@ -20,7 +20,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from sagashop.events import Event, EventName, MalformedEvent, decode, encode
 from sagashop.transport.channels import Channels
-from sagashop.transport.protocol import Receive, log_malformed, reconnect_delay
+from sagashop.transport.protocol import Receive, reconnect_delay
+from sagashop.transport.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,16 @@ class StreamEvents:
     """The Streams event transport (see the module's docstring)."""
 
     def __init__(
-        self, redis: Redis, channels: Channels, consumer: str, reclaim_idle: float = 15.0
+        self,
+        redis: Redis,
+        channels: Channels,
+        signer: Signer,
+        consumer: str,
+        reclaim_idle: float = 15.0,
     ) -> None:
         self._redis = redis
         self._channels = channels
+        self._signer = signer
         self._consumer = consumer
         self._reclaim_idle_ms = int(reclaim_idle * 1000)
         self._reclaim_every = min(5.0, reclaim_idle / 3)
@@ -52,9 +59,9 @@ class StreamEvents:
     async def publish(self, events: Sequence[Event]) -> list[int]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.xadd(
-                    self._channels.stream(event.name), {"event": encode(event)}, maxlen=MAXLEN
-                )
+                stream = self._channels.stream(event.name)
+                wire = self._signer.sign(stream, encode(event))
+                pipe.xadd(stream, {"event": wire}, maxlen=MAXLEN)
             await pipe.execute()
         return [1] * len(events)
 
@@ -101,6 +108,11 @@ class StreamEvents:
                 log.warning("streams: %s lost Redis (%s); retrying in %.1fs", service, error, delay)
                 await self._pause(delay)
                 await self._recreate_groups(service, streams)
+            except Exception:
+                # The last guard: each entry is checked on its own (`_event_of`), but nothing a
+                # batch carries may end this reader, or the service would hear nothing more.
+                log.exception("streams: %s: a batch failed; reading on", service)
+                await self._pause(reconnect_delay(0))
 
     async def _read(self, service: str, streams: list[str]) -> Any:
         """New entries, waiting up to BLOCK_MS for some; cancelled by `stop` while it waits
@@ -152,7 +164,7 @@ class StreamEvents:
 
     async def _hand_over(self, service: str, entries: list[Entry]) -> None:
         assert self._receive is not None
-        events = [event for event in map(_event_of, entries) if event is not None]
+        events = [event for event in map(self._event_of, entries) if event is not None]
         if events:
             loop = asyncio.get_running_loop()
             handled: asyncio.Future[None] = loop.create_future()
@@ -163,6 +175,21 @@ class StreamEvents:
             self._receive(service, events, done)
             await handled
         await self._acknowledge(service, entries)
+
+    def _event_of(self, entry: Entry) -> Event | None:
+        """The event of a signed, valid entry; else None, counted (and acknowledged with the
+        rest of its batch, so it never sits pending). No age limit: an entry may wait long."""
+        stream, entry_id, fields = entry
+        try:
+            if fields is None:
+                raise MalformedEvent("the entry was trimmed before it was read")
+            event = decode(self._signer.open(stream, fields.get("event")))
+            if self._channels.stream(event.name) != stream:
+                raise MalformedEvent(f"a {event.name} event in another event's stream")
+            return event
+        except Exception as error:
+            self._signer.reject(f"{stream} {entry_id}", error, fields)
+            return None
 
     async def _acknowledge(self, service: str, entries: list[Entry]) -> None:
         by_stream: dict[str, list[str]] = {}
@@ -179,17 +206,6 @@ class StreamEvents:
                 len(entries),
                 error,
             )
-
-
-def _event_of(entry: Entry) -> Event | None:
-    stream, entry_id, fields = entry
-    try:
-        if fields is None:
-            raise MalformedEvent("the entry was trimmed before it was read")
-        return decode(fields["event"])
-    except (KeyError, MalformedEvent, RecursionError) as error:
-        log_malformed(f"{stream} {entry_id}", error, fields)
-        return None
 
 
 def _settle(future: asyncio.Future[Any]) -> None:

@@ -34,7 +34,9 @@ async def browser() -> AsyncIterator[Any]:
 @pytest.fixture
 async def page(browser: Any, server: str) -> AsyncIterator[Any]:
     """A fresh page on the monitor, live; any console error or page error fails the test."""
-    context = await browser.new_context(viewport={"width": 1280, "height": 1100})
+    # bypass_csp: Playwright's wait_for_function evaluates its text in the page, which the
+    # page's policy forbids (no 'unsafe-eval'); test_headers.py loads the page under it.
+    context = await browser.new_context(viewport={"width": 1280, "height": 1100}, bypass_csp=True)
     opened = await context.new_page()
     problems: list[str] = []
     opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)

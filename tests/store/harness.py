@@ -65,7 +65,7 @@ class Steps:
         self.published: list[Event] = []
         """What the relay published: nothing, as long as no test runs it."""
         self.relay = Relay(self._publish)
-        self.payments = PaymentMock(failure_rate=0.0)
+        self.payments = PaymentMock(failure_rate=0.0, test_controls=True)
         self.metrics = Metrics("pubsub", [service.name for service in SERVICES], saga_deadline=30)
         self.logs = {
             service.name: StepLog(service.name, service.records, service.dead_letters, self.relay)

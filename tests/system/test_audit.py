@@ -4,12 +4,13 @@ then finds an error planted behind a service's back."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import sys
 
 import asyncpg
 
-from sagashop.config import to_flags
+from sagashop.config import child_environment, to_flags
 from tests.support import Shop, on_systems
 
 # The audit reads each database; the transport only carries its questions.
@@ -24,6 +25,7 @@ async def run_audit_command(shop: Shop) -> tuple[int, str]:
         "sagashop",
         "audit",
         *to_flags(shop.node.settings),
+        env=child_environment(shop.node.settings, os.environ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

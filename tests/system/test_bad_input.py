@@ -94,13 +94,12 @@ async def world(shop: Shop) -> dict[str, str]:
 
 async def snapshot(shop: Shop, world: dict[str, str]) -> tuple[Any, ...]:
     user, item = world["user"], world["item"]
-    items = await shop.ok("GET", "/items")
     return (
         await shop.balance(user),
         await shop.stock(item),
         await shop.orders_of(user),
         await shop.bag(user),
-        len(items["items"]),
+        len(await shop.every("/items", "items")),
     )
 
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from sagashop.events import Event, EventName, MalformedEvent, decode, encode
+from sagashop.events import Event, EventName, MalformedEvent, decode, encode, new_id
 
-CREATED = Event(EventName.ORDER_CREATED, "o-1", "u-1", "i-1", quantity=2, amount=2000)
+CREATED = Event(EventName.ORDER_CREATED, new_id(), new_id(), new_id(), quantity=2, amount=2000)
 
 
 def test_an_event_survives_the_bus() -> None:
@@ -19,7 +19,7 @@ def test_a_following_event_carries_the_purchase_and_its_cause() -> None:
     rejected = CREATED.follow(EventName.BALANCE_REJECTED, "user: balance too low")
     released = rejected.follow(EventName.BALANCE_RELEASED)
 
-    assert (rejected.order_id, rejected.amount, rejected.quantity) == ("o-1", 2000, 2)
+    assert (rejected.order_id, rejected.amount, rejected.quantity) == (CREATED.order_id, 2000, 2)
     assert rejected.causation_id == CREATED.event_id
     assert rejected.event_id != CREATED.event_id
     assert released.reason == "user: balance too low"
@@ -35,6 +35,16 @@ def test_a_following_event_carries_the_purchase_and_its_cause() -> None:
         ({"order_id": ""}, "order_id"),
         ({"version": 2}, "version"),
         ({"user_id": None}, "user_id"),
+        ({"order_id": "o-1"}, "order_id.*UUID"),
+        ({"item_id": "../../etc"}, "item_id.*UUID"),
+        ({"event_id": "x" * 5000}, "event_id"),
+        ({"causation_id": "nope"}, "causation_id.*UUID"),
+        ({"quantity": 0}, "quantity.*outside"),
+        ({"quantity": 100}, "quantity.*outside"),
+        ({"amount": -1}, "amount.*outside"),
+        ({"amount": -(10**9)}, "amount.*outside"),
+        ({"occurred_at": "yesterday"}, "occurred_at"),
+        ({"reason": "r" * 3000}, "reason"),
     ],
 )
 def test_anything_off_contract_is_refused(change: dict[str, object], complaint: str) -> None:

@@ -17,20 +17,79 @@ const state = { steps: [], seen: 0, missed: 0, filter: "", selected: null, clock
 
 // ---- the live feed ---------------------------------------------------------------------------
 
-function listen() {
-  const source = new EventSource("/monitor/events");
-  source.onopen = () => setConnection("live", "live");
-  source.onerror = () => setConnection("lost", "reconnecting…");
-  source.addEventListener("steps", (message) => {
-    let batch;
+const TOKEN_KEY = "sagashop.token";
+const RETRY_MS = 2_000;
+
+// The stream is read with fetch rather than EventSource, so that it can carry the token in an
+// Authorization header (EventSource cannot send one) when the server checks tokens.
+async function listen() {
+  for (;;) {
     try {
-      batch = JSON.parse(message.data);
+      setConnection("connecting", "connecting…");
+      const response = await fetch("/monitor/events", { headers: authorized({}) });
+      if (response.status === 401 || response.status === 403) {
+        askForToken(response.status);
+        return;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      setConnection("live", "live");
+      await readEvents(response.body.getReader());
     } catch {
-      return;
+      // the stream broke: try again below
     }
-    receive(Array.isArray(batch.steps) ? batch.steps : [], Number(batch.missed) || 0);
-  });
+    setConnection("lost", "reconnecting…");
+    await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+  }
 }
+
+async function readEvents(reader) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      onMessage(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+function onMessage(block) {
+  let name = "message";
+  let data = "";
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event: ")) name = line.slice(7);
+    else if (line.startsWith("data: ")) data += line.slice(6);
+  }
+  if (name !== "steps") return;
+  let batch;
+  try {
+    batch = JSON.parse(data);
+  } catch {
+    return;
+  }
+  receive(Array.isArray(batch.steps) ? batch.steps : [], Number(batch.missed) || 0);
+}
+
+function authorized(headers) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+}
+
+function askForToken(status) {
+  const why = status === 401 ? "this server checks tokens" : "this token is not an operator's";
+  setConnection("lost", `${why}: paste an operator token`);
+  $("token-form").hidden = false;
+}
+
+$("token-form").addEventListener("submit", (submit) => {
+  submit.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  location.reload();
+});
 
 function setConnection(flag, text) {
   const shown = $("connection");
@@ -332,11 +391,11 @@ async function showFailureRate() {
 // ---- talking to the API ----------------------------------------------------------------------
 
 async function getJson(path) {
-  return answer(await fetch(path, { headers: { Accept: "application/json" } }));
+  return answer(await fetch(path, { headers: authorized({ Accept: "application/json" }) }));
 }
 
 async function sendJson(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
+  const init = { method, headers: authorized({ Accept: "application/json" }) };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -345,13 +404,14 @@ async function sendJson(method, path, body) {
 }
 
 async function answer(response) {
+  if (response.status === 401 || response.status === 403) askForToken(response.status);
   const body = await response.json();
   if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
   return body;
 }
 
 function report(error) {
-  setConnection("lost", `error: ${error.message}`);
+  if ($("token-form").hidden) setConnection("lost", `error: ${error.message}`);
 }
 
 function every(milliseconds, work) {
