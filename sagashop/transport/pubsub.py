@@ -29,6 +29,7 @@ from sagashop.transport.signing import MAX_SKEW, Signer
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
+STOP_LOOKS_EVERY = 0.5
 
 Message = tuple[str, Any]  # (channel, data)
 
@@ -57,9 +58,13 @@ class Subscription:
         self._listener = asyncio.create_task(self._listen(), name=self._name)
 
     async def stop(self) -> None:
-        if self._listener is not None:
+        """Cancel the listener until it has ended. Once is not always enough on Python 3.11: a
+        cancel that lands as `get_message`'s own timeout expires is taken for that timeout
+        (redis-py reads under `asyncio.timeout`), and the listener listens on; a process then
+        hung on Ctrl-C, now and then, with its listeners still running."""
+        while self._listener is not None and not self._listener.done():
             self._listener.cancel()
-            await asyncio.gather(self._listener, return_exceptions=True)
+            await asyncio.wait([self._listener], timeout=STOP_LOOKS_EVERY)
         await _close_quietly(self._pubsub)
 
     async def _subscribe(self) -> PubSub:

@@ -18,7 +18,7 @@ from sagashop import tokens
 from sagashop.tokens import Claims, SigningKey
 from tests.support import Shop, eventually, on_systems
 
-pytestmark = on_systems("sqlite-pubsub")  # who may call what is decided before any service
+pytestmark = on_systems("sqlite-pubsub", "sqlite-streams")  # the hostile tests, on each transport
 
 NEW = SigningKey("k2", "the-new-key-that-signs-every-token-now")
 OLD = SigningKey("k1", "the-old-key-still-listed-while-tokens-live")

@@ -14,10 +14,12 @@ import pytest
 
 import sagashop.audit
 from sagashop.http.app import LINGER
+from sagashop.transport import TRANSPORTS
 from tests.support import Shop, eventually, make_settings, on_systems, started_shop
 
-# Limits are the front door's: neither the database nor the transport matters.
-ON_ONE_SYSTEM = on_systems("sqlite-pubsub")
+# Limits are the front door's, so the database does not matter; the hostile tests run on both
+# transports all the same.
+ON_EACH_TRANSPORT = on_systems("sqlite-pubsub", "sqlite-streams")
 
 BODY_TIMEOUT = 3.0
 
@@ -31,14 +33,15 @@ def system_settings() -> dict[str, Any]:
 # module's system (`shop`) stays open from its first test to the end of the module.
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=[(store, bus) for store in ("memory", "redis") for bus in TRANSPORTS])
 async def limited(
     request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[Shop]:
     """A system that lets each caller make 10 requests a minute, counted in memory or in
-    Redis."""
+    Redis, on each transport."""
+    store, bus = request.param
     settings = make_settings(
-        redis_url, tmp_path, None, rate_limit="10/minute", rate_limit_store=request.param
+        redis_url, tmp_path, None, bus=bus, rate_limit="10/minute", rate_limit_store=store
     )
     async with started_shop(settings) as shop:
         yield shop
@@ -121,7 +124,7 @@ async def send_slowly(writer: asyncio.StreamWriter, body: bytes, every: float) -
         await asyncio.sleep(every)
 
 
-@ON_ONE_SYSTEM
+@ON_EACH_TRANSPORT
 async def test_a_body_sent_a_byte_at_a_time_is_cut_with_408(shop: Shop) -> None:
     server = shop.client.server  # type: ignore[attr-defined]
     reader, writer = await asyncio.open_connection(server.host, server.port)
@@ -146,7 +149,7 @@ async def test_a_body_sent_a_byte_at_a_time_is_cut_with_408(shop: Shop) -> None:
     assert closed_after < BODY_TIMEOUT + LINGER + 1, f"the connection lasted {closed_after:.1f} s"
 
 
-@ON_ONE_SYSTEM
+@ON_EACH_TRANSPORT
 async def test_the_stores_see_one_audit_however_many_ask_and_no_answer_is_stale(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -185,7 +188,7 @@ async def broke(shop: Shop) -> str:
     return await shop.new_user(balance=0)
 
 
-@ON_ONE_SYSTEM
+@ON_EACH_TRANSPORT
 @pytest.mark.parametrize("path", LISTS)
 @pytest.mark.parametrize(
     ("query", "expected", "field"),
@@ -221,7 +224,7 @@ async def pages(shop: Shop, path: str, key: str, **query: Any) -> list[list[dict
     return [page[key] for page in found]
 
 
-@ON_ONE_SYSTEM
+@ON_EACH_TRANSPORT
 async def test_500_orders_come_50_a_page_each_once_newest_first(shop: Shop, broke: str) -> None:
     item = await shop.new_item(stock=1)
     placed = await place_refused_orders(shop, broke, item, 500)
@@ -239,7 +242,7 @@ async def test_500_orders_come_50_a_page_each_once_newest_first(shop: Shop, brok
     assert times == sorted(times, reverse=True)
 
 
-@ON_ONE_SYSTEM
+@ON_EACH_TRANSPORT
 async def test_the_monitor_list_and_notifications_page_on(shop: Shop, broke: str) -> None:
     await shop.settle_users([broke])
     told = await eventually(
@@ -255,7 +258,7 @@ async def test_the_monitor_list_and_notifications_page_on(shop: Shop, broke: str
     assert all(len(page) == 120 for page in latest[:-1])
 
 
-@ON_ONE_SYSTEM
+@ON_EACH_TRANSPORT
 async def test_the_catalogue_pages_on_without_repeating_or_missing_an_item(shop: Shop) -> None:
     added = {await shop.new_item(name=f"page item {n}") for n in range(7)}
     every = await pages(shop, "/items", "items", limit=3)

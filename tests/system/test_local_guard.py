@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import Shop, on_systems
 
-pytestmark = on_systems("sqlite-pubsub")
+pytestmark = on_systems("sqlite-pubsub", "sqlite-streams")  # the hostile tests, on each transport
 
 
 def own_port(shop: Shop) -> int:
