@@ -2,7 +2,7 @@
 
 import sys
 
-from sagashop.cli import main
+from sagashop.cli import run_as_program
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_as_program())

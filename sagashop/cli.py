@@ -121,10 +121,16 @@ COMMANDS = {
 }
 
 
+def run_as_program() -> int:
+    """`run.py` and `python -m sagashop`: `main`, in a process whose `kill -USR1` writes every
+    thread's stack to stderr (how a stuck process tells where it is stuck)."""
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+    return main()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack, for a stuck process
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
     name = argv[0] if argv and argv[0] in COMMANDS else "serve"
     command = COMMANDS[name]
     parser = argparse.ArgumentParser(
