@@ -20,7 +20,7 @@ from sagashop.events import new_id
 from sagashop.transport.channels import Channels
 from sagashop.transport.claims import DeliveryClaims
 from sagashop.transport.pubsub import Message, Subscription
-from sagashop.transport.signing import MAX_SKEW, Signer
+from sagashop.transport.signing import MAX_REPLY_BYTES, MAX_SKEW, MAX_WIRE_BYTES, Signer
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,8 @@ class Requests:
         asked: list[tuple[str, str, dict[str, Any]]] = []  # (claim key, service, request)
         for channel, data in messages:
             try:
-                body = json.loads(self._signer.open(channel, data, MAX_SKEW))
+                cap = MAX_REPLY_BYTES if channel == self._reply_channel else MAX_WIRE_BYTES
+                body = json.loads(self._signer.open(channel, data, MAX_SKEW, cap))
                 if channel == self._reply_channel:
                     self._resolve(body)
                 elif channel in self._serving:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 VERSION = "v1"
 MAX_WIRE_BYTES = 64 * 1024
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""A reply can be large (the audit's facts are whole tables, a user's orders a long list); it
+comes only on the asking process's own channel, and is still checked before it is parsed."""
 """Larger messages are refused unread: no event, request or reply of this system comes near."""
 MAX_SKEW = 60.0
 """Seconds a Pub/Sub message may be from now; the delivery claims live as long."""
@@ -126,14 +129,21 @@ class Signer:
         mac = self._mac(self._signing_key, channel, stamp, body.encode())
         return f"{VERSION}.{self._signing_id}.{stamp}.{mac}.{body}"
 
-    def open(self, channel: str, wire: Any, max_age: float | None = None) -> str:
+    def open(
+        self,
+        channel: str,
+        wire: Any,
+        max_age: float | None = None,
+        max_bytes: int = MAX_WIRE_BYTES,
+    ) -> str:
         """The body of a message signed for `channel`, else raise `Rejected`. `max_age`:
-        refuse a time further than this from now (Pub/Sub; a stream entry may wait long)."""
-        if not isinstance(wire, str | bytes) or len(wire) > MAX_WIRE_BYTES:
-            raise Oversized("not text, or over 64 KiB")
+        refuse a time further than this from now (Pub/Sub; a stream entry may wait long).
+        `max_bytes`: the size cap, checked first (a reply may carry a whole table)."""
+        if not isinstance(wire, str | bytes) or len(wire) > max_bytes:
+            raise Oversized(f"not text, or over {max_bytes} bytes")
         raw = wire if isinstance(wire, bytes) else wire.encode(errors="surrogateescape")
-        if len(raw) > MAX_WIRE_BYTES:
-            raise Oversized("over 64 KiB")
+        if len(raw) > max_bytes:
+            raise Oversized(f"over {max_bytes} bytes")
         parts = raw.split(b".", 4)
         if len(parts) != 5 or parts[0] != VERSION.encode():
             raise Unsigned("no signature")

@@ -18,6 +18,7 @@ from sagashop.actors.payment import PaymentMock, configure
 from sagashop.errors import Forbidden
 from sagashop.transport.signing import (
     KEY_FILE,
+    MAX_REPLY_BYTES,
     MAX_WIRE_BYTES,
     BadSignature,
     BusKeys,
@@ -75,6 +76,18 @@ def test_size_is_checked_before_the_signature() -> None:
     wire = signer().sign(CHANNEL, "x" * MAX_WIRE_BYTES)
     with pytest.raises(Oversized):
         signer().open(CHANNEL, wire)
+
+
+def test_a_reply_may_be_larger_than_an_event_or_a_request() -> None:
+    """A reply carries what was asked for: the audit's facts are whole tables. The chaos run's
+    audit never came back while replies were held to 64 KiB."""
+    table = "x" * (4 * MAX_WIRE_BYTES)
+    wire = signer().sign(CHANNEL, table)
+    assert signer().open(CHANNEL, wire, max_bytes=MAX_REPLY_BYTES) == table
+    with pytest.raises(Oversized):
+        signer().open(
+            CHANNEL, signer().sign(CHANNEL, "x" * MAX_REPLY_BYTES), max_bytes=MAX_REPLY_BYTES
+        )
 
 
 def test_an_old_message_is_refused_only_where_age_matters() -> None:
