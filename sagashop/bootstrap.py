@@ -76,11 +76,7 @@ class Node:
         self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis), self.signer)
         self.relay = Relay(self._publish)
         self.feed = StepFeed(redis, channels.monitor(), self.id)
-        mine = [self.catalogue[name] for name in settings.services]
-        self.store = Store(
-            {service.name: settings.database_url_for(service.name) for service in mine},
-            {service.name: service.tables for service in mine},
-        )
+        self.store = store_for(settings, [self.catalogue[name] for name in settings.services])
         self.payments = PaymentMock(
             settings.payment_failure_rate, settings.payment_seed, settings.test_controls
         )
@@ -104,7 +100,7 @@ class Node:
     async def start(self) -> None:
         self._loop = LoopBridge(asyncio.get_running_loop(), self.store.context)
         if self.settings.services:
-            await self.loop.spawn(self.store.open())
+            await self.loop.spawn(self.store.open(self.settings.migrate))
         for name in self.settings.services:
             self._start_service(self.catalogue[name])
         self._relay_task = self.loop.spawn(self.relay.run(list(self.step_logs.values())))
@@ -265,6 +261,14 @@ class Node:
         receivers = await self.events.publish(events)
         self.metrics.published.count(events)
         return receivers
+
+
+def store_for(settings: Settings, services: Sequence[Service]) -> Store:
+    """The databases of these services, as the settings place them."""
+    return Store(
+        {service.name: settings.database_url_for(service.name) for service in services},
+        {service.name: service.tables for service in services},
+    )
 
 
 async def _in_snapshot(service: str, query: Handler, args: dict[str, Any]) -> Any:

@@ -7,6 +7,8 @@ call `main`.
     python run.py chaos                  purchases under faults, ending with the audit
     python run.py bench                  purchases through the front door, then the figures
     python run.py token --user ID        a bearer token for a player (--operator: an operator's)
+    python run.py migrate [--dry-run]    bring the databases to the code's latest migration
+    python run.py makemigrations         write the migrations that bring them level with the models
     python run.py COMMAND --help         every setting, with its environment variable
 """
 
@@ -27,14 +29,17 @@ from aiohttp import web
 import sagashop.audit as audit
 import sagashop.config as config
 import sagashop.tokens as tokens
+from sagashop.actors import SERVICES
 from sagashop.bench import run as bench
-from sagashop.bootstrap import running_node
+from sagashop.bootstrap import running_node, store_for
 from sagashop.chaos import run as chaos
 from sagashop.credentials import RedisRefused
 from sagashop.embedded_redis import NoRedisServer, embedded_redis
 from sagashop.errors import Unavailable
 from sagashop.http import create_app
 from sagashop.logs import configure_logging
+from sagashop.store import Store
+from sagashop.store.schema import SchemaError, detect_changes, format_migration_name
 from sagashop.transport.signing import NoBusKeys, keys_for
 
 log = logging.getLogger("sagashop")
@@ -102,6 +107,59 @@ def _cannot_issue(reason: str) -> int:
     return 2
 
 
+def add_migrate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the SQL it would run, and change nothing"
+    )
+
+
+def migrate(settings: config.Settings, args: argparse.Namespace) -> int:
+    """Bring each of `--services` to the code's latest migration, on its own (`--migrate off`
+    servers refuse to start until this has run); exit 1, saying why, if one cannot be."""
+    store = store_for(settings, [s for s in SERVICES if s.name in settings.services])
+    try:
+        lines = store.context().run(asyncio.run, _migrated(store, args.dry_run))
+    except SchemaError as error:
+        log.error("%s", error)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+async def _migrated(store: Store, dry_run: bool) -> list[str]:
+    await store.connect()
+    lines: list[str] = []
+    try:
+        for migrator in store.migrators():
+            if dry_run:
+                lines += await migrator.sql()
+                continue
+            done = await migrator.migrate()
+            at = (await migrator.position()).current
+            lines += [f"{migrator.service}: {line}" for line in done]
+            lines.append(f"{migrator.service}: at {at}" + ("" if done else ", nothing to apply"))
+    finally:
+        await store.close()
+    return lines
+
+
+def add_makemigrations_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="what the migration does, for its file name")
+
+
+def make_migrations(_settings: config.Settings, args: argparse.Namespace) -> int:
+    """Write the migrations that bring each service's migrations level with its models
+    (Tortoise's autodetector); review them, and commit them with the models."""
+    writers = asyncio.run(detect_changes({s.name: s.tables for s in SERVICES}))
+    if not writers:
+        print("no changes: the migrations match the models")
+    for writer in writers:
+        if args.name:
+            writer.name = format_migration_name(int(writer.name.split("_", 1)[0]), args.name)
+        print(f"{writer.app_label}: wrote {writer.write()}")
+    return 0
+
+
 @dataclass(frozen=True)
 class Command:
     run: Callable[[config.Settings, argparse.Namespace], int]
@@ -118,6 +176,8 @@ COMMANDS = {
     "chaos": Command(chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False),
     "bench": Command(bench.command, bench.add_arguments, bench.DEFAULTS, needs_redis=False),
     "token": Command(print_token, add_token_arguments, needs_redis=False),
+    "migrate": Command(migrate, add_migrate_arguments, needs_redis=False),
+    "makemigrations": Command(make_migrations, add_makemigrations_arguments, needs_redis=False),
 }
 
 
@@ -151,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with redis_for(settings) as settings:
             return command.run(settings, args)
-    except (NoRedisServer, RedisRefused, NoBusKeys) as error:
+    except (NoRedisServer, RedisRefused, NoBusKeys, SchemaError) as error:
         log.error("%s", error)
         return 1
 

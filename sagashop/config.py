@@ -61,6 +61,8 @@ class Settings:
     """None: on unless the front door binds a loopback address (see `auth_enabled`)."""
     auth_keys: tuple[SigningKey, ...] = field(default=(), repr=False)
     token_ttl: float = 3600.0
+    migrate: bool = True
+    """Apply pending migrations at start; off: refuse to start on a database that is behind."""
 
     def database_url_for(self, service: str) -> str:
         """The service's own URL, else the shared one, else a SQLite file of its own."""
@@ -269,6 +271,14 @@ _SOURCES: dict[str, Source] = {
     ),
     "token_ttl": Source(
         "--token-ttl", "TOKEN_TTL", "seconds a token issued here stays valid", _seconds
+    ),
+    "migrate": Source(
+        "--migrate",
+        "MIGRATE",
+        "on: bring each service's database to the code's latest migration at start; off: "
+        "refuse to start on a database that is behind (for operators who run `run.py migrate` "
+        "as a step of its own)",
+        _switch,
     ),
 }
 

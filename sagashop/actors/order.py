@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from tortoise.functions import Count
+from tortoise.expressions import RawSQL
 
 from sagashop.errors import Conflict, NotFound
 from sagashop.events import Event, EventName, refused_by
@@ -302,9 +302,10 @@ async def list_orders(
 
 async def count_orders() -> dict[str, Any]:
     """How many orders stand where, and which service's refusal cancelled how many ("order"
-    for those that expired)."""
+    for those that expired). COUNT(*), so that the index on (status, failure_reason) answers
+    it alone."""
     rows = (
-        await Order.annotate(count=Count("id"))
+        await Order.annotate(count=RawSQL("COUNT(*)"))
         .group_by("status", "failure_reason")
         .values("status", "failure_reason", "count")
     )

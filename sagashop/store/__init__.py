@@ -8,19 +8,18 @@ touches them, so the services can sit in one SQLite file each, share one Postgre
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext, _current_context
-from tortoise.transactions import in_transaction
-from tortoise.utils import generate_schema_for_client
 
+from sagashop.store.schema import Migrator, SchemaError, migrations_of
 from sagashop.store.tortoise_fix import release_the_connection_when_begin_fails
 
-SCHEMA_LOCK = 0x5A6A5
-"""The PostgreSQL advisory lock taken while creating tables (any number no one else uses)."""
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -32,9 +31,16 @@ class Store:
 
     _open: ClassVar[Store | None] = None
 
-    def __init__(self, urls: Mapping[str, str], tables: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        urls: Mapping[str, str],
+        tables: Mapping[str, str],
+        migrations: Mapping[str, str] | None = None,
+    ) -> None:
         self.urls = dict(urls)
         self.tables = dict(tables)
+        self.migrations = {name: migrations_of(name) for name in urls} | dict(migrations or {})
+        """Each service's package of migrations (`sagashop.store.schema`)."""
         self.tortoise = TortoiseContext()
 
     def context(self) -> contextvars.Context:
@@ -44,8 +50,20 @@ class Store:
         context.run(_current_context.set, self.tortoise)
         return context
 
-    async def open(self) -> None:
-        """Connect and create missing tables. Must run in a task started with `context()`."""
+    async def open(self, migrate: bool = True) -> None:
+        """Connect and bring each database to the code's latest migration, or, with `migrate`
+        off, raise `SchemaError` unless it is there already. Must run in a task started with
+        `context()`."""
+        await self.connect()
+        try:
+            for migrator in self.migrators():
+                await (self._migrate(migrator) if migrate else self._require_latest(migrator))
+        except BaseException:
+            await self.close()
+            raise
+
+    async def connect(self) -> None:
+        """Connect, leaving the tables as they are (`open` migrates them too)."""
         if Store._open is not None:
             raise RuntimeError("another Store is open in this process; close it first")
         release_the_connection_when_begin_fails()
@@ -57,22 +75,28 @@ class Store:
             # dialect: a store opened after one on another database must not reuse it.
             EXECUTOR_CACHE.clear()
             await self.tortoise.init(config=self._config())
-            await self._create_missing_tables()
         except BaseException:
             await self.close()
             raise
 
-    async def _create_missing_tables(self) -> None:
-        """On PostgreSQL under a lock of the database's: processes starting together on an
-        empty database deadlocked creating the same tables (two replicas, measured); with the
-        lock one creates them and the others find them there."""
-        for connection in self.tortoise.connections.all():
-            if connection.capabilities.dialect != "postgres":
-                await generate_schema_for_client(connection, safe=True)
-                continue
-            async with in_transaction(connection.connection_name) as locked:
-                await locked.execute_query("SELECT pg_advisory_xact_lock($1)", [SCHEMA_LOCK])
-                await generate_schema_for_client(locked, safe=True)
+    def migrators(self) -> list[Migrator]:
+        return [Migrator(service, self.migrations[service]) for service in self.urls]
+
+    @staticmethod
+    async def _migrate(migrator: Migrator) -> None:
+        for done in await migrator.migrate():
+            log.info("%s: %s", migrator.service, done)
+
+    @staticmethod
+    async def _require_latest(migrator: Migrator) -> None:
+        """`--migrate off`: an operator migrates as a step of their own, before starting."""
+        position = await migrator.position()
+        if position.behind:
+            raise SchemaError(
+                f"the {migrator.service} database is at {position.current} and this code needs "
+                f"{position.latest}: run `python run.py migrate` first (or start without "
+                "--migrate off)"
+            )
 
     async def ping(self, service: str) -> None:
         """Raises unless the service's database answers."""

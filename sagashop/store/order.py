@@ -47,6 +47,11 @@ class Order(Model):
 
     class Meta:
         table = "orders"
+        indexes = (
+            ("created_at", "id"),  # the latest orders, a page at a time
+            ("status", "created_at", "id"),  # the latest of one status
+            ("status", "failure_reason"),  # the counts by status and refusal, from the index alone
+        )
 
 
 OrderStep, OrderDeadLetter = journal_tables("order", __name__)

@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from sagashop.bootstrap import running_node
-from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from tests.cluster.processes import cluster
 from tests.support import Ledger, emitted, with_cluster_on
@@ -97,20 +96,3 @@ async def test_services_split_over_processes_answer_every_endpoint(
         unknown = {"userId": user, "itemId": str(uuid.uuid4()), "quantity": 1}
         status, error = await door.call("POST", "/orders", json=unknown)
         assert (status, error["error"]["code"]) == (404, "not_found")
-
-
-@with_cluster_on("postgres-pubsub")  # SQLite files are created under SQLite's own lock
-async def test_replicas_started_together_on_an_empty_database_both_come_up(
-    cluster_settings: Settings, tmp_path: Path
-) -> None:
-    children = [Child(name, "all", cluster_settings, tmp_path / f"{name}.log") for name in "ab"]
-    try:
-        started = await asyncio.gather(
-            *(child.start() for child in children), return_exceptions=True
-        )
-    finally:
-        stopped = [await child.stop() for child in children if child.process]
-
-    logs = "\n".join(child.log_text()[-2000:] for child in children)
-    assert started == [None, None], logs
-    assert stopped == [0, 0], logs
