@@ -106,20 +106,26 @@ async def measure(settings: Settings, purchases: int, together: int) -> dict[str
     return {"alone": alone, "together": under_load, "latencies": latencies}
 
 
+STATEMENT_LOGS = ("tortoise.db_client", "sagashop.store.batch")
+"""Tortoise's statements, and the batches' own."""
+
+
 @contextmanager
 def counting() -> Iterator[StatementCounter]:
     counter = StatementCounter()
-    queries = logging.getLogger("tortoise.db_client")
-    level, propagate = queries.level, queries.propagate
-    queries.setLevel(logging.DEBUG)
-    queries.propagate = False  # counted, not printed
-    queries.addHandler(counter)
+    loggers = [logging.getLogger(name) for name in STATEMENT_LOGS]
+    before = [(logger.level, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False  # counted, not printed
+        logger.addHandler(counter)
     try:
         yield counter
     finally:
-        queries.removeHandler(counter)
-        queries.setLevel(level)
-        queries.propagate = propagate
+        for logger, (level, propagate) in zip(loggers, before, strict=True):
+            logger.removeHandler(counter)
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 async def quiet(counter: StatementCounter) -> None:

@@ -11,11 +11,13 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import pykka
 from redis.asyncio import Redis
 
 from sagashop.actors import SERVICES
@@ -24,7 +26,7 @@ from sagashop.actors.payment import PaymentMock
 from sagashop.config import Settings
 from sagashop.credentials import check_redis
 from sagashop.errors import NotFound
-from sagashop.events import Event, new_id
+from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics
 from sagashop.monitor import StepFeed
 from sagashop.requests import Request
@@ -74,7 +76,7 @@ class Node:
             transport, Faults(settings.fault_drop, settings.fault_duplicate)
         )
         self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis), self.signer)
-        self.relay = Relay(self._publish)
+        self.relay = Relay(self._publish, self)
         self.feed = StepFeed(redis, channels.monitor(), self.id)
         self.store = store_for(settings, [self.catalogue[name] for name in settings.services])
         self.payments = PaymentMock(
@@ -84,6 +86,11 @@ class Node:
         self.services: dict[str, Service] = {}
         self.step_logs: dict[str, StepLog] = {}
         self.actors: dict[str, Any] = {}
+        self._consumers = {
+            name: [s.name for s in self.catalogue.values() if s.step_for(name)]
+            for name in EventName
+        }
+        """Each event's services: those with a step it calls for."""
         self.lag = LoopLag()
         self.metrics.watch(
             lambda: self.relay.backlog, lambda: self.lag.latest, lambda: self.lag.longest
@@ -122,7 +129,15 @@ class Node:
 
     def _start_service(self, declared: Service) -> None:
         name = declared.name
-        step_log = StepLog(name, declared.records, declared.dead_letters, self.relay, self.feed)
+        step_log = StepLog(
+            name,
+            declared.records,
+            declared.dead_letters,
+            self.relay,
+            declared.tables,
+            self.feed,
+            self.store.databases[name],
+        )
         deps = {
             "ask": self.ask,
             "step_log": step_log,
@@ -246,7 +261,7 @@ class Node:
             if request == Request.AUDIT_FACTS:
                 return await self.loop.spawn(_in_snapshot(service, query, args))
             return await self.loop.spawn(query(**args))
-        if request in target.commands:
+        if request in target.commands or request in target.batched:
             reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self.actors[service].tell(Call(Request(request), args, reply))
             return await reply
@@ -255,6 +270,33 @@ class Node:
     def _receive(self, service: str, events: list[Event], done: Done | None) -> None:
         self.actors[service].tell(HandleEvents(tuple(events), done))
         self.metrics.received.count(events)
+
+    def handles_here(self, event: Event) -> bool:
+        """Whether this process runs every service with a step for the event: then it never
+        goes through Redis (see `Relay`)."""
+        consumers = self._consumers[event.name]
+        return bool(consumers) and all(name in self.services for name in consumers)
+
+    def hand_over(self, events: Sequence[Event], taken: Callable[[], None]) -> bool:
+        """Tell each service here its events as one batch (under the bus's faults, which lose
+        or double some on purpose in chaos runs); `taken` once every one of them has taken its
+        own. False if one of them has stopped (the node is stopping): then none is told."""
+        batches: dict[str, list[Event]] = {}
+        for event, copies in zip(events, self.events.copies(events), strict=True):
+            for name in self._consumers[event.name]:
+                batches.setdefault(name, []).extend([event] * copies)
+        actors = {name: self.actors[name] for name in batches}
+        if not all(actor.is_alive() for actor in actors.values()):
+            return False
+        countdown = Countdown(len(batches), taken)
+        for name, batch in batches.items():
+            try:
+                actors[name].tell(HandleEvents(tuple(batch), countdown.one_done))
+            except pykka.ActorDeadError:
+                return False  # what was told is taken, and will be again: the steps replay
+            self.metrics.handed_over.count(batch)
+            self.metrics.taken_over.count(batch)
+        return True
 
     async def _publish(self, events: Sequence[Event]) -> list[int]:
         """The relay's way onto the bus, counting what went out."""
@@ -267,8 +309,26 @@ def store_for(settings: Settings, services: Sequence[Service]) -> Store:
     """The databases of these services, as the settings place them."""
     return Store(
         {service.name: settings.database_url_for(service.name) for service in services},
-        {service.name: service.tables for service in services},
+        {service.name: service.models for service in services},
     )
+
+
+class Countdown:
+    """Calls `then` once `count` parts are done (from any thread)."""
+
+    def __init__(self, count: int, then: Callable[[], None]) -> None:
+        self._left = count
+        self._then = then
+        self._lock = threading.Lock()
+        if count == 0:
+            then()
+
+    def one_done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            finished = self._left == 0
+        if finished:
+            self._then()
 
 
 async def _in_snapshot(service: str, query: Handler, args: dict[str, Any]) -> Any:
@@ -276,10 +336,18 @@ async def _in_snapshot(service: str, query: Handler, args: dict[str, Any]) -> An
         return await query(**args)
 
 
+CANCEL_LOOKS_EVERY = 0.5
+
+
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    """Cancel the tasks until they have ended. Once is not always enough on Python 3.11: a
+    cancel that lands as a Redis command's own timeout expires is taken for that timeout (an
+    OSError, which a loop that rides out Redis outages catches), and the task goes on; a stop
+    then waited for it for good (seen after a Redis restart)."""
+    while waiting := [task for task in tasks if not task.done()]:
+        for task in waiting:
+            task.cancel()
+        await asyncio.wait(waiting, timeout=CANCEL_LOOKS_EVERY)
 
 
 @asynccontextmanager

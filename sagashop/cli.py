@@ -3,6 +3,7 @@ call `main`.
 
     python run.py                        everything in one process, on http://127.0.0.1:3000
     python run.py --services order,user  a subset; run the rest elsewhere on the same Redis
+    python run.py --processes auto       the services dealt over one process per core, one port
     python run.py audit                  check the books of a running system; exit 1 if off
     python run.py chaos                  purchases under faults, ending with the audit
     python run.py bench                  purchases through the front door, then the figures
@@ -40,17 +41,21 @@ from sagashop.http import create_app
 from sagashop.logs import configure_logging
 from sagashop.store import Store
 from sagashop.store.schema import SchemaError, detect_changes, format_migration_name
+from sagashop.supervisor import supervise
 from sagashop.transport.signing import NoBusKeys, keys_for
 
 log = logging.getLogger("sagashop")
 
 
 def serve(settings: config.Settings, _args: argparse.Namespace) -> int:
+    if settings.processes > 1:
+        return supervise(settings)
     web.run_app(
         create_app(settings),
         loop=new_event_loop(),
         host=settings.host,
         port=settings.port,
+        reuse_port=settings.reuse_port or None,
         print=lambda text: log.info("%s", " ".join(text.replace("=", "").split())),
         access_log=log if settings.log_level == "DEBUG" else None,
     )
@@ -150,7 +155,7 @@ def add_makemigrations_arguments(parser: argparse.ArgumentParser) -> None:
 def make_migrations(_settings: config.Settings, args: argparse.Namespace) -> int:
     """Write the migrations that bring each service's migrations level with its models
     (Tortoise's autodetector); review them, and commit them with the models."""
-    writers = asyncio.run(detect_changes({s.name: s.tables for s in SERVICES}))
+    writers = asyncio.run(detect_changes({s.name: s.models for s in SERVICES}))
     if not writers:
         print("no changes: the migrations match the models")
     for writer in writers:

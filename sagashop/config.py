@@ -63,6 +63,10 @@ class Settings:
     token_ttl: float = 3600.0
     migrate: bool = True
     """Apply pending migrations at start; off: refuse to start on a database that is behind."""
+    processes: int = 1
+    """Processes the services are dealt over, all answering on the one port."""
+    reuse_port: bool = False
+    """Bind the port with SO_REUSEPORT: set by `--processes` for its children."""
 
     def database_url_for(self, service: str) -> str:
         """The service's own URL, else the shared one, else a SQLite file of its own."""
@@ -101,6 +105,14 @@ def _seconds(value: str) -> float:
     if not seconds > 0:
         raise ValueError(f"{value} is not a positive number of seconds")
     return seconds
+
+
+def _processes(value: str) -> int:
+    """A count, or `auto`: one per core."""
+    count = (os.cpu_count() or 1) if value.strip().lower() == "auto" else int(value)
+    if count < 1:
+        raise ValueError(f"{value} is not a number of processes (1 or more, or auto)")
+    return count
 
 
 def _switch(value: str) -> bool:
@@ -271,6 +283,20 @@ _SOURCES: dict[str, Source] = {
     ),
     "token_ttl": Source(
         "--token-ttl", "TOKEN_TTL", "seconds a token issued here stays valid", _seconds
+    ),
+    "processes": Source(
+        "--processes",
+        "PROCESSES",
+        "N or auto (one per core): deal the services over N processes answering on the one port "
+        "(one Python process is one core)",
+        _processes,
+    ),
+    "reuse_port": Source(
+        "--reuse-port",
+        "REUSE_PORT",
+        "on: bind the port with SO_REUSEPORT, beside other processes (what --processes asks of "
+        "its children)",
+        _switch,
     ),
     "migrate": Source(
         "--migrate",

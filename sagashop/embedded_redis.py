@@ -61,6 +61,10 @@ class EmbeddedRedis:
         self.url = f"unix://{self.socket_path}"
         self._server: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._server is None else self._server.pid
+
     def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
         binary = redis_server_binary()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -117,18 +117,37 @@ class Event:
     version: int = SCHEMA_VERSION
 
     def follow(self, name: EventName, reason: str | None = None) -> Event:
-        """The event this one causes: the same purchase, a new identity, the reason carried on."""
-        return replace(
-            self,
-            name=name,
-            reason=reason if reason is not None else self.reason,
-            event_id=new_id(),
-            causation_id=self.event_id,
-            occurred_at=utc_now(),
+        """The event this one causes: the same purchase, a new identity, the reason carried on.
+        (Written out: `dataclasses.replace` cost several times as much, on every step.)"""
+        return Event(
+            name,
+            self.order_id,
+            self.user_id,
+            self.item_id,
+            self.quantity,
+            self.amount,
+            reason if reason is not None else self.reason,
+            new_id(),
+            self.event_id,
+            utc_now(),
+            self.version,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Its fields, as `dataclasses.asdict` gives them, without its deep copy of each."""
+        return {
+            "name": self.name,
+            "order_id": self.order_id,
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "quantity": self.quantity,
+            "amount": self.amount,
+            "reason": self.reason,
+            "event_id": self.event_id,
+            "causation_id": self.causation_id,
+            "occurred_at": self.occurred_at,
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, data: Any) -> Event:
@@ -184,12 +203,12 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
 
 
 def _uuid(data: dict[str, Any], key: str) -> str:
+    """The id in its one canonical spelling, so that every key made from it matches."""
     value = _text(data, key)
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value))
     except ValueError:
         raise ValueError(f"event field {key!r} must be a UUID") from None
-    return value
 
 
 def _optional_uuid(data: dict[str, Any], key: str) -> str | None:

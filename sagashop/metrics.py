@@ -45,6 +45,10 @@ class Metrics:
         received = self.counter("events_received", "Events the bus handed to this node.", *on_bus)
         self.published = EventCounts(published, bus)
         self.received = EventCounts(received, bus)
+        self.handed_over = EventCounts(published, "local")
+        self.taken_over = EventCounts(received, "local")
+        """Events the relay gave this process's own services, off the bus (see `Relay`): sent
+        and received at once."""
         self._step_seconds = self.histogram(
             "step_seconds",
             "Time to take a batch of steps in one transaction (a lone step is a batch of one), "

@@ -176,7 +176,7 @@ class Shop:
         return order
 
     async def order(self, order_id: str) -> dict[str, Any]:
-        view: dict[str, Any] = await self.ok("GET", f"/orders/{order_id}")
+        view: dict[str, Any] = await self.ok("GET", f"/orders/{order_id}/timeline")
         return view
 
     async def balance(self, user: str) -> int:

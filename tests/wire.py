@@ -1,18 +1,14 @@
-"""The bus as another process sees it: put events on it, watch what goes by, lose some."""
+"""The bus as another process sees it: put events on it, lose some; and what the node sends."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 
-from sagashop.events import Event, EventName, decode, encode
+from sagashop.events import Event, EventName, encode
 from sagashop.transport import Channels
 from sagashop.transport.faults import Faults
 from sagashop.transport.pubsub import delivery
@@ -75,50 +71,23 @@ class Wire:
 
     @asynccontextmanager
     async def watching(self, name: EventName) -> AsyncIterator[Watch]:
-        """Every `name` event published while inside, in order."""
-        if self._streams:
-            stream = self._channels.stream(name)
-            last = await self.redis.xrevrange(stream, count=1)
-            yield StreamWatch(self.redis, stream, last[0][0] if last else "0-0", self.signer)
-            return
-        watch = ChannelWatch(self.signer, self._channels.event(name))
-        pubsub = self.redis.pubsub()
-        await pubsub.subscribe(self._channels.event(name))
-        listener = asyncio.create_task(watch.collect(pubsub))
+        """Every `name` event the node sends while inside, in order, however it goes (on the
+        bus, or to a service of its own: see `Relay`)."""
+        assert self.shop.node is not None
+        watch = Watch()
+        stop = self.shop.node.relay.watch(lambda sent: watch.add(sent, name))
         try:
             yield watch
         finally:
-            listener.cancel()
-            await pubsub.aclose()
-
-
-class Watch(Protocol):
-    async def seen(self) -> list[Event]: ...
+            stop()
 
 
 @dataclass
-class StreamWatch:
-    redis: Redis
-    stream: str
-    after: str
-    signer: Signer
-
-    async def seen(self) -> list[Event]:
-        entries = await self.redis.xrange(self.stream, min=f"({self.after}")
-        return [decode(self.signer.open(self.stream, fields["event"])) for _id, fields in entries]
-
-
-@dataclass
-class ChannelWatch:
-    signer: Signer
-    channel: str
+class Watch:
     events: list[Event] = field(default_factory=list)
 
-    async def collect(self, pubsub: PubSub) -> None:
-        async for message in pubsub.listen():
-            if message["type"] == "message":
-                body = json.loads(self.signer.open(self.channel, message["data"]))
-                self.events.append(Event.from_dict(body["event"]))
+    def add(self, sent: Sequence[Event], name: EventName) -> None:
+        self.events += [event for event in sent if event.name == name]
 
     async def seen(self) -> list[Event]:
         return list(self.events)

@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tortoise.expressions import F
-
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
-from sagashop.saga import Service, reason_or_retry, step
+from sagashop.saga import Service, step
+from sagashop.store.book import Book
 from sagashop.store.facts import table
 from sagashop.store.inventory import (
+    BAGS,
+    HOLDS,
+    PILES,
     Bag,
     BagItem,
     InventoryDeadLetter,
@@ -24,7 +26,7 @@ from sagashop.store.inventory import (
     SlotReservation,
 )
 from sagashop.store.render import as_json
-from sagashop.store.rows import insert_once
+from sagashop.store.reservations import cancelled_first, confirm, hold, release
 
 log = logging.getLogger("sagashop.inventory")
 
@@ -38,65 +40,46 @@ def refusal(free: int, quantity: int) -> str | None:
     return None
 
 
-async def reserve_slots(event: Event) -> Event:
-    if not await SlotReservation.hold(
-        event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
-    ):
+def reserve_slots(event: Event, book: Book) -> Event:
+    """Hold a slot per unit of the user's bag, giving them one on their first purchase."""
+    if cancelled_first(book, HOLDS, event):
         return event.follow(
             EventName.INVENTORY_REJECTED, "inventory: the order was cancelled first"
         )
-    if not await _take_slots(event.user_id, event.quantity):
-        await SlotReservation.unhold(event.order_id)
-        bag = await Bag.get(user_id=event.user_id)
-        reason = reason_or_retry(refusal(bag.free, event.quantity))
+    bag = book.get(BAGS, event)
+    if (reason := refusal(BAG_SLOTS if bag is None else bag.free, event.quantity)) is not None:
         return event.follow(EventName.INVENTORY_REJECTED, f"inventory: {reason}")
+    bag = bag or book.insert(BAGS, event, capacity=BAG_SLOTS, free=BAG_SLOTS)
+    book.add(bag, free=-event.quantity)
+    columns = {"user_id": event.user_id, "item_id": event.item_id, "quantity": event.quantity}
+    hold(book, HOLDS, event, **columns)
     log.debug(
         "order %s: reserved %d slots of user %s", event.order_id, event.quantity, event.user_id
     )
     return event.follow(EventName.INVENTORY_RESERVED)
 
 
-async def _take_slots(user_id: str, quantity: int) -> bool:
-    """Take free slots of the user's bag, giving them one on their first purchase."""
-    if await _take_free(user_id, quantity):
-        return True
-    new_bag = Bag(user_id=user_id, capacity=BAG_SLOTS, free=BAG_SLOTS)
-    return await insert_once(new_bag) and await _take_free(user_id, quantity)
-
-
-async def _take_free(user_id: str, quantity: int) -> bool:
-    taken = await Bag.filter(user_id=user_id, free__gte=quantity).update(free=F("free") - quantity)
-    return bool(taken)
-
-
-async def free_slots(event: Event) -> Event:
-    held = await SlotReservation.release(
-        event.order_id, user_id=event.user_id, item_id=event.item_id, quantity=event.quantity
-    )
-    if held is not None:
-        await Bag.filter(user_id=held.user_id).update(free=F("free") + held.quantity)
+def free_slots(event: Event, book: Book) -> Event:
+    columns = {"user_id": event.user_id, "item_id": event.item_id, "quantity": event.quantity}
+    held = release(book, HOLDS, event, **columns)
+    if held is not None and (bag := book.get(BAGS, event)) is not None:
+        book.add(bag, free=held.quantity)
         log.debug(
             "order %s: freed %d slots of user %s", event.order_id, held.quantity, held.user_id
         )
     return event.follow(EventName.INVENTORY_RELEASED)
 
 
-async def fill_slots(event: Event) -> Event:
+def fill_slots(event: Event, book: Book) -> Event:
     """The slots this order held get its items (the event carries what the reservation was
-    made from: the same user, item and quantity)."""
-    if await SlotReservation.confirm(event.order_id):
-        await _put_in_bag(event.user_id, event.item_id, event.quantity)
+    made from: the same user, item and quantity), added to the user's pile of that item."""
+    if confirm(book, HOLDS, event):
+        pile = book.get(PILES, event)
+        if pile is None:
+            book.insert(PILES, event, quantity=event.quantity)
+        else:
+            book.add(pile, quantity=event.quantity)
     return event.follow(EventName.INVENTORY_FILLED)
-
-
-async def _put_in_bag(user_id: str, item_id: str, quantity: int) -> None:
-    """Add to the user's pile of this item, starting one if it is their first."""
-    while not await BagItem.filter(user_id=user_id, item_id=item_id).update(
-        quantity=F("quantity") + quantity
-    ):
-        pile = BagItem(user_id=user_id, item_id=item_id, quantity=quantity)
-        if await insert_once(pile):
-            return
 
 
 async def get_inventory(user_id: str) -> dict[str, Any]:
@@ -127,6 +110,7 @@ SERVICE = Service(
     name="inventory",
     records=InventoryStep,
     dead_letters=InventoryDeadLetter,
+    tables=(BAGS, HOLDS, PILES),
     steps=(
         step(
             "reserve",

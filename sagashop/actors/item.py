@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from tortoise.expressions import F
-
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
-from sagashop.saga import Service, reason_or_retry, step
+from sagashop.saga import Service, StepLog, step
+from sagashop.store.book import Book
 from sagashop.store.facts import table
-from sagashop.store.item import Item, ItemDeadLetter, ItemStep, StockReservation
+from sagashop.store.item import HOLDS, ITEMS, Item, ItemDeadLetter, ItemStep, StockReservation
 from sagashop.store.pages import OLDEST_FIRST, PAGE, Position, page
-from sagashop.store.render import as_json, found
+from sagashop.store.render import as_json, found, shown
+from sagashop.store.reservations import cancelled_first, confirm, hold, release
 
 log = logging.getLogger("sagashop.item")
 
@@ -36,34 +36,29 @@ def refusal(item: Stocked | None, quantity: int) -> str | None:
     return None
 
 
-async def reserve_stock(event: Event) -> Event:
-    if not await StockReservation.hold(
-        event.order_id, item_id=event.item_id, quantity=event.quantity
-    ):
+def reserve_stock(event: Event, book: Book) -> Event:
+    if cancelled_first(book, HOLDS, event):
         return event.follow(EventName.ITEM_REJECTED, "item: the order was cancelled first")
-    taken = await Item.filter(id=event.item_id, stock__gte=event.quantity).update(
-        stock=F("stock") - event.quantity
-    )
-    if not taken:
-        await StockReservation.unhold(event.order_id)
-        reason = reason_or_retry(refusal(await Item.get_or_none(id=event.item_id), event.quantity))
+    item = book.get(ITEMS, event)
+    if (reason := refusal(item, event.quantity)) is not None:
         return event.follow(EventName.ITEM_REJECTED, f"item: {reason}")
+    assert item is not None  # refusal names an unknown item
+    book.add(item, stock=-event.quantity)
+    hold(book, HOLDS, event, item_id=event.item_id, quantity=event.quantity)
     log.debug("order %s: reserved %d of item %s", event.order_id, event.quantity, event.item_id)
     return event.follow(EventName.ITEM_RESERVED)
 
 
-async def restock(event: Event) -> Event:
-    held = await StockReservation.release(
-        event.order_id, item_id=event.item_id, quantity=event.quantity
-    )
-    if held is not None:
-        await Item.filter(id=held.item_id).update(stock=F("stock") + held.quantity)
+def restock(event: Event, book: Book) -> Event:
+    held = release(book, HOLDS, event, item_id=event.item_id, quantity=event.quantity)
+    if held is not None and (item := book.get(ITEMS, event)) is not None:
+        book.add(item, stock=held.quantity)
         log.debug("order %s: put back %d of item %s", event.order_id, held.quantity, held.item_id)
     return event.follow(EventName.ITEM_RELEASED)
 
 
-async def sell_stock(event: Event) -> Event:
-    await StockReservation.confirm(event.order_id)
+def sell_stock(event: Event, book: Book) -> Event:
+    confirm(book, HOLDS, event)
     return event.follow(EventName.ITEM_SOLD)
 
 
@@ -75,6 +70,12 @@ async def create_item(item_id: str, name: str, price: int, stock: int) -> dict[s
 
 async def get_item(item_id: str) -> dict[str, Any]:
     return as_json(await found(Item, "item", item_id), "opening_stock")
+
+
+async def get_items(item_ids: list[str], *, step_log: StepLog) -> dict[str, dict[str, Any]]:
+    """Those of the items that exist, by id: one read for a batch of orders."""
+    items = await step_log.database.lookup_all(ITEMS, [(item_id,) for item_id in item_ids])
+    return {item["id"]: shown(Item, item, "opening_stock") for item in items}
 
 
 async def list_items(after: Position | None = None, limit: int = PAGE) -> dict[str, Any]:
@@ -99,6 +100,7 @@ SERVICE = Service(
     name="item",
     records=ItemStep,
     dead_letters=ItemDeadLetter,
+    tables=(ITEMS, HOLDS),
     steps=(
         step(
             "reserve",
@@ -123,6 +125,7 @@ SERVICE = Service(
     commands={Request.CREATE_ITEM: create_item},
     queries={
         Request.GET_ITEM: get_item,
+        Request.GET_ITEMS: get_items,
         Request.LIST_ITEMS: list_items,
         Request.ORDER_STATE: order_state,
         Request.AUDIT_FACTS: audit_facts,

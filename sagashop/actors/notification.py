@@ -11,7 +11,13 @@ from typing import Any
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
 from sagashop.saga import Service, step
-from sagashop.store.notification import Notification, NotificationDeadLetter, NotificationStep
+from sagashop.store.book import Book
+from sagashop.store.notification import (
+    NOTIFICATIONS,
+    Notification,
+    NotificationDeadLetter,
+    NotificationStep,
+)
 from sagashop.store.pages import PAGE, Position, page
 from sagashop.store.render import as_json
 
@@ -26,11 +32,9 @@ def message_for(event: Event) -> tuple[str, str]:
     return "order.cancelled", f"{purchase} was cancelled and nothing was charged: {event.reason}"
 
 
-async def notify(event: Event) -> Event:
+def notify(event: Event, book: Book) -> Event:
     kind, message = message_for(event)
-    await Notification.create(
-        order_id=event.order_id, user_id=event.user_id, kind=kind, message=message[:255]
-    )
+    book.insert(NOTIFICATIONS, event, user_id=event.user_id, kind=kind, message=message[:255])
     log.debug("order %s: told user %s: %s", event.order_id, event.user_id, message)
     return event.follow(EventName.NOTIFICATION_SENT)
 
@@ -53,6 +57,7 @@ SERVICE = Service(
     name="notification",
     records=NotificationStep,
     dead_letters=NotificationDeadLetter,
+    tables=(NOTIFICATIONS,),
     steps=(
         step(
             "notify",

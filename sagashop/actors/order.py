@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from tortoise.expressions import RawSQL
 
@@ -33,10 +33,11 @@ from sagashop.events import Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.requests import Request
 from sagashop.saga import Service, StepLog, step
+from sagashop.store.book import Book, Row, values
 from sagashop.store.facts import table
-from sagashop.store.order import Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
+from sagashop.store.order import ORDERS, Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
 from sagashop.store.pages import NEWEST_FIRST, PAGE, Position, page
-from sagashop.store.render import as_json, found, now
+from sagashop.store.render import as_json, now, shown
 
 log = logging.getLogger("sagashop.order")
 
@@ -60,50 +61,107 @@ class Deadlines:
         return timedelta(seconds=min(self.first_nudge * 2 ** min(nudges, 16), longest))
 
 
-async def place_order(
-    order_id: str,
-    user_id: str,
-    item_id: str,
-    quantity: int,
+async def place_orders(
+    orders: Sequence[Mapping[str, Any]],
     *,
     ask: Ask,
     step_log: StepLog,
     deadlines: Deadlines,
     sagas: Sagas,
-) -> dict[str, Any]:
-    """Check the user and price the item first, so an unknown one is a 404 and no saga starts.
-    Placing the same order id again opens nothing new: it answers with the order placed then
-    (read back; a new order is answered from what was written, without reading it again)."""
-    _user, item = await asyncio.gather(
-        ask("user", Request.GET_USER, {"user_id": user_id}),
-        ask("item", Request.GET_ITEM, {"item_id": item_id}),
-    )
-    opened = now()
-    order = Order(
-        id=order_id,
-        user_id=user_id,
-        item_id=item_id,
-        quantity=quantity,
-        unit_price=item["price"],
-        total_amount=item["price"] * quantity,
-        deadline_at=opened + timedelta(seconds=deadlines.saga),
-        retry_at=opened + deadlines.wait(0),
-    )
-    fresh: list[Order] = []
+) -> list[Any]:
+    """Place the orders waiting together (each `order_id`, `user_id`, `item_id`, `quantity`),
+    in one transaction; an answer for each: the order, or why not.
 
-    async def open_it() -> Event:
-        await order.save(force_create=True)
-        fresh.append(order)
-        log.debug("order %s: %d x item %s for user %s", order.id, quantity, item_id, user_id)
-        return _event(EventName.ORDER_CREATED, order)
+    The users and items are read first, so an unknown one is a 404 and no saga starts. Placing
+    an order id again opens nothing new: it answers with the order placed then (read back; a new
+    order is answered from what was written, without reading it again)."""
+    users, items = await asyncio.gather(
+        ask("user", Request.GET_USERS, {"user_ids": sorted({o["user_id"] for o in orders})}),
+        ask("item", Request.GET_ITEMS, {"item_ids": sorted({o["item_id"] for o in orders})}),
+    )
+    answers: list[Any] = [_unknown(order, users, items) for order in orders]
+    opening = [
+        _opening(order, items[order["item_id"]]["price"], deadlines)
+        for order, answer in zip(orders, answers, strict=True)
+        if answer is None
+    ]
+    outcomes = iter(
+        await step_log.record_all(
+            [(o.created, "create", "place_order", o, _emits(o.created)) for o in opening]
+        )
+    )
+    placed = iter(opening)
+    for n, order in enumerate(orders):
+        if answers[n] is None:
+            answers[n] = await _placed(next(placed), next(outcomes), order, step_log, sagas)
+    return answers
 
-    await step_log.record(str(order.id), "create", "place_order", open_it)
-    if fresh:
-        sagas.started(str(order.id))
-        return as_json(order, "backoff")
-    placed = await get_order(str(order.id), step_log=step_log)
-    if (placed["userId"], placed["itemId"], placed["quantity"]) != (user_id, item_id, quantity):
-        raise Conflict(f"order {order_id} was placed before with another user, item or quantity")
+
+def _unknown(
+    order: Mapping[str, Any], users: Mapping[str, Any], items: Mapping[str, Any]
+) -> NotFound | None:
+    if order["user_id"] not in users:
+        return NotFound(f"no user with id {order['user_id']}")
+    if order["item_id"] not in items:
+        return NotFound(f"no item with id {order['item_id']}")
+    return None
+
+
+@dataclass
+class _Opening:
+    """One order to open: the event that starts its saga, and, once decided, its row."""
+
+    created: Event
+    unit_price: int
+    deadlines: Deadlines
+    row: Row | None = None
+
+    def __call__(self, book: Book) -> Event:
+        self.row = book.insert(
+            ORDERS,
+            self.created,
+            user_id=self.created.user_id,
+            item_id=self.created.item_id,
+            quantity=self.created.quantity,
+            unit_price=self.unit_price,
+            total_amount=self.created.amount,
+            deadline_at=book.now + timedelta(seconds=self.deadlines.saga),
+            **_owing(Owed.OUTCOME, self.deadlines, book.now),
+        )
+        return self.created
+
+
+def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Opening:
+    created = Event(
+        EventName.ORDER_CREATED,
+        order_id=order["order_id"],
+        user_id=order["user_id"],
+        item_id=order["item_id"],
+        quantity=order["quantity"],
+        amount=price * order["quantity"],
+    )
+    return _Opening(created, price, deadlines)
+
+
+async def _placed(
+    opening: _Opening,
+    outcome: Event | None,
+    order: Mapping[str, Any],
+    step_log: StepLog,
+    sagas: Sagas,
+) -> dict[str, Any] | Conflict:
+    """The order as opened now (its step emitted this call's event), or as placed before (if it
+    is the same purchase)."""
+    if opening.row is not None and outcome is not None and outcome is opening.created:
+        sagas.started(opening.created.order_id)
+        log.debug("order %s: %s", opening.created.order_id, opening.created)
+        return shown(Order, values(opening.row), "backoff")
+    placed = await get_order(order["order_id"], step_log=step_log)
+    asked = (order["user_id"], order["item_id"], order["quantity"])
+    if (placed["userId"], placed["itemId"], placed["quantity"]) != asked:
+        return Conflict(
+            f"order {order['order_id']} was placed before with another user, item or quantity"
+        )
     return placed
 
 
@@ -119,54 +177,48 @@ def _event(name: EventName, order: Order, reason: str | None = None) -> Event:
     )
 
 
-async def complete_order(
-    event: Event, *, deadlines: Deadlines, step_log: StepLog, sagas: Sagas
-) -> Event | None:
-    ended = await _end(event.order_id, deadlines, status=OrderStatus.COMPLETED)
-    if not ended:
+def complete_order(event: Event, book: Book, *, deadlines: Deadlines, sagas: Sagas) -> Event | None:
+    order = book.get(ORDERS, event)
+    if order is None or order.status is not OrderStatus.PENDING:
         return None  # it expired meanwhile: the payment service refunds what it took
-    step_log.after_commit(partial(sagas.completed, event.order_id))
+    book.set(order, status=OrderStatus.COMPLETED, **_owing(Owed.SETTLING, deadlines, book.now))
+    book.after_commit(partial(sagas.completed, event.order_id))
     return event.follow(EventName.ORDER_COMPLETED)
 
 
-async def cancel_order(
-    event: Event, *, deadlines: Deadlines, step_log: StepLog, sagas: Sagas
-) -> Event | None:
+def cancel_order(event: Event, book: Book, *, deadlines: Deadlines, sagas: Sagas) -> Event | None:
     """The user's money is back: cancel the order, or, if it expired, stop asking for that."""
-    if await _end(event.order_id, deadlines, OrderStatus.CANCELLED, event.reason):
-        step_log.after_commit(partial(sagas.cancelled, event.order_id, event.reason))
+    order = book.get(ORDERS, event)
+    if order is None:
+        return None
+    if order.status is OrderStatus.PENDING:
+        ended = _owing(Owed.SETTLING, deadlines, book.now)
+        book.set(order, status=OrderStatus.CANCELLED, failure_reason=event.reason, **ended)
+        book.after_commit(partial(sagas.cancelled, event.order_id, event.reason))
         log.debug("order %s: cancelled (%s)", event.order_id, event.reason)
-    elif await _owed_next(event.order_id, Owed.UNDOING, Owed.SETTLING, deadlines):
+    elif order.owes is Owed.UNDOING:
+        book.set(order, **_owing(Owed.SETTLING, deadlines, book.now))
         log.debug("order %s: everything it held is given back", event.order_id)
     else:
         return None
     return event.follow(EventName.ORDER_CANCELLED)
 
 
-async def close_order(event: Event, *, deadlines: Deadlines) -> None:
+def close_order(event: Event, book: Book, *, deadlines: Deadlines) -> None:
     """The user was told, after every service settled its part: nothing more is owed."""
-    await _owed_next(event.order_id, Owed.SETTLING, None, deadlines)
+    order = book.get(ORDERS, event)
+    if order is not None and order.owes is Owed.SETTLING:
+        book.set(order, **_owing(None, deadlines, book.now))
 
 
-async def _end(
-    order_id: str, deadlines: Deadlines, status: OrderStatus, reason: str | None = None
-) -> bool:
-    """Move a PENDING order to where it ends (once); then its settling is owed."""
-    ended = await Order.filter(id=order_id, status=OrderStatus.PENDING).update(
-        status=status, failure_reason=reason, updated_at=now(), **_owing(Owed.SETTLING, deadlines)
-    )
-    return bool(ended)
-
-
-async def _owed_next(order_id: str, was: Owed, becomes: Owed | None, deadlines: Deadlines) -> bool:
-    moved = await Order.filter(id=order_id, owes=was).update(**_owing(becomes, deadlines))
-    return bool(moved)
-
-
-def _owing(owed: Owed | None, deadlines: Deadlines) -> dict[str, Any]:
+def _owing(owed: Owed | None, deadlines: Deadlines, moment: datetime) -> dict[str, Any]:
     """The columns that say what is owed and when to ask again, backing off from scratch."""
-    retry_at = None if owed is None else now() + deadlines.wait(0)
+    retry_at = None if owed is None else moment + deadlines.wait(0)
     return {"owes": owed, "retry_at": retry_at, "backoff": 0}
+
+
+def _emits(event: Event) -> frozenset[EventName]:
+    return frozenset({event.name})
 
 
 async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dict[str, int]:
@@ -175,10 +227,11 @@ async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dic
     due = await Order.filter(retry_at__lte=moment).order_by("retry_at").limit(SWEEP_BATCH)
     done: Counter[str] = Counter()
     for order in due:
-        expiring = order.owes is Owed.OUTCOME and moment >= order.deadline_at
+        expiring = past_deadline(order, moment)
         if expiring:
-            expire = partial(_expire, order, deadlines, step_log, sagas)
-            await step_log.record(str(order.id), "expire", "deadline", expire)
+            expired = _event(EventName.ORDER_EXPIRED, order, _too_late(deadlines))
+            expire = partial(_expire, expired, deadlines, sagas)
+            await step_log.record(expired, "expire", "deadline", expire, _emits(expired))
         elif await _take_turn(order, deadlines, moment):
             await step_log.republish(str(order.id), _last_step(order))
             sagas.redriven(order.owes)
@@ -199,32 +252,54 @@ def _last_step(order: Order) -> str:
     return "complete" if order.status is OrderStatus.COMPLETED else "cancel"
 
 
+class Owing(Protocol):
+    """An order as the sweep's rules see it."""
+
+    @property
+    def owes(self) -> Owed | None: ...
+
+    @property
+    def deadline_at(self) -> datetime: ...
+
+    @property
+    def backoff(self) -> int: ...
+
+
+def past_deadline(order: Owing, moment: datetime) -> bool:
+    """Whether a saga still waiting for its outcome has run out of time at `moment`."""
+    return order.owes is Owed.OUTCOME and moment >= order.deadline_at
+
+
+def next_look(order: Owing, deadlines: Deadlines, moment: datetime) -> datetime:
+    """When the sweep asks again after asking at `moment`: backing off, but never past the
+    deadline of a saga still waiting for its outcome (it must expire then)."""
+    later = moment + deadlines.wait(order.backoff + 1)
+    return min(later, order.deadline_at) if order.owes is Owed.OUTCOME else later
+
+
 async def _take_turn(order: Order, deadlines: Deadlines, moment: datetime) -> bool:
-    next_look = moment + deadlines.wait(order.backoff + 1)
-    if order.owes is Owed.OUTCOME:
-        next_look = min(next_look, order.deadline_at)
     taken = await Order.filter(id=order.id, nudges=order.nudges).update(
-        nudges=order.nudges + 1, backoff=order.backoff + 1, retry_at=next_look
+        nudges=order.nudges + 1,
+        backoff=order.backoff + 1,
+        retry_at=next_look(order, deadlines, moment),
     )
     return bool(taken)
 
 
-async def _expire(
-    order: Order, deadlines: Deadlines, step_log: StepLog, sagas: Sagas
-) -> Event | None:
+def _too_late(deadlines: Deadlines) -> str:
+    return f"order: no outcome within the {deadlines.saga:g}s deadline"
+
+
+def _expire(expired: Event, deadlines: Deadlines, sagas: Sagas, book: Book) -> Event | None:
     """Cancel at once; the undoing is owed until the user has their money back."""
-    reason = f"order: no outcome within the {deadlines.saga:g}s deadline"
-    ended = await Order.filter(id=order.id, status=OrderStatus.PENDING).update(
-        status=OrderStatus.CANCELLED,
-        failure_reason=reason,
-        updated_at=now(),
-        **_owing(Owed.UNDOING, deadlines),
-    )
-    if not ended:
+    order = book.get(ORDERS, expired)
+    if order is None or order.status is not OrderStatus.PENDING:
         return None
-    log.warning("order %s: expired; undoing what it holds", order.id)
-    step_log.after_commit(partial(sagas.expired, str(order.id)))
-    return _event(EventName.ORDER_EXPIRED, order, reason)
+    undoing = _owing(Owed.UNDOING, deadlines, book.now)
+    book.set(order, status=OrderStatus.CANCELLED, failure_reason=expired.reason, **undoing)
+    log.warning("order %s: expired; undoing what it holds", expired.order_id)
+    book.after_commit(partial(sagas.expired, expired.order_id))
+    return expired
 
 
 async def audit_facts() -> dict[str, Any]:
@@ -234,10 +309,11 @@ async def audit_facts() -> dict[str, Any]:
 
 
 async def get_order(order_id: str, wait: float = 0.0, *, step_log: StepLog) -> dict[str, Any]:
-    """The order; with `wait`, once it has ended or `wait` seconds have passed."""
+    """The order; with `wait`, once it has ended or `wait` seconds have passed. One read of
+    one row, its SQL built once: clients follow their orders with it."""
 
     async def read() -> dict[str, Any]:
-        return as_json(await found(Order, "order", order_id), "backoff")
+        return shown(Order, await _read(step_log, order_id), "backoff")
 
     return await _once_ended(order_id, wait, step_log, read)
 
@@ -245,19 +321,22 @@ async def get_order(order_id: str, wait: float = 0.0, *, step_log: StepLog) -> d
 async def get_order_status(
     order_id: str, wait: float = 0.0, *, step_log: StepLog
 ) -> dict[str, Any]:
-    """Only where the order stands: one small read, for clients that wait for the outcome."""
+    """Only where the order stands: the smallest read, for clients that wait for the outcome."""
 
     async def read() -> dict[str, Any]:
-        rows = await Order.filter(id=order_id).values("status", "failure_reason")
-        if not rows:
-            raise NotFound(f"no order with id {order_id}")
-        return {
-            "id": order_id,
-            "status": rows[0]["status"],
-            "failureReason": rows[0]["failure_reason"],
-        }
+        row = await _read(step_log, order_id, ("status", "failure_reason"))
+        return {"id": order_id, "status": row["status"], "failureReason": row["failure_reason"]}
 
     return await _once_ended(order_id, wait, step_log, read)
+
+
+async def _read(
+    step_log: StepLog, order_id: str, columns: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    row = await step_log.database.lookup(ORDERS, (order_id,), columns)
+    if row is None:
+        raise NotFound(f"no order with id {order_id}")
+    return row
 
 
 async def _once_ended(
@@ -323,6 +402,7 @@ SERVICE = Service(
     name="order",
     records=OrderStep,
     dead_letters=OrderDeadLetter,
+    tables=(ORDERS,),
     steps=(
         step(
             "complete",
@@ -338,7 +418,7 @@ SERVICE = Service(
         ),
         step("close", on=[EventName.NOTIFICATION_SENT], run=close_order),
     ),
-    commands={Request.PLACE_ORDER: place_order},
+    batched={Request.PLACE_ORDER: place_orders},
     queries={
         Request.GET_ORDER: get_order,
         Request.GET_ORDER_STATUS: get_order_status,

@@ -14,11 +14,17 @@ from typing import Any
 from sagashop.errors import Forbidden
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
-from sagashop.saga import Contention, Service, step
+from sagashop.saga import Service, step
+from sagashop.store.book import Book
 from sagashop.store.facts import table
-from sagashop.store.payment import Payment, PaymentDeadLetter, PaymentState, PaymentStep
-from sagashop.store.render import as_json, now
-from sagashop.store.rows import insert_once
+from sagashop.store.payment import (
+    PAYMENTS,
+    Payment,
+    PaymentDeadLetter,
+    PaymentState,
+    PaymentStep,
+)
+from sagashop.store.render import as_json
 
 log = logging.getLogger("sagashop.payment")
 
@@ -40,44 +46,33 @@ class PaymentMock:
         return random.Random(f"{self.seed}:{order_id}").random() < self.failure_rate
 
 
-async def charge(event: Event, *, payments: PaymentMock) -> Event:
-    declined = payments.declines(event.order_id)
-    state = PaymentState.DECLINED if declined else PaymentState.CAPTURED
-    if not await _record(event, state, "declined by the mock provider" if declined else None):
+def charge(event: Event, book: Book, *, payments: PaymentMock) -> Event:
+    if book.get(PAYMENTS, event) is not None:  # voided: the order expired before the charge
         return event.follow(EventName.PAYMENT_REJECTED, "payment: the order expired first")
-    if declined:
-        return event.follow(EventName.PAYMENT_REJECTED, "payment: declined by the mock provider")
+    if payments.declines(event.order_id):
+        reason = "declined by the mock provider"
+        _record(book, event, PaymentState.DECLINED, reason)
+        return event.follow(EventName.PAYMENT_REJECTED, f"payment: {reason}")
+    _record(book, event, PaymentState.CAPTURED)
     log.debug("order %s: charged %d to user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.PAYMENT_PROCESSED)
 
 
-async def refund(event: Event) -> Event:
+def refund(event: Event, book: Book) -> Event:
     """The order expired: give back what was charged, or void the charge if none came yet."""
-    payment = await Payment.get_or_none(order_id=event.order_id)
+    payment = book.get(PAYMENTS, event)
     if payment is None:
-        voided = await _record(
-            event, PaymentState.VOIDED, "the order expired before it was charged"
-        )
-        if not voided:
-            raise Contention("the charge came in meanwhile: refund it")
+        _record(book, event, PaymentState.VOIDED, "the order expired before it was charged")
     elif payment.state is PaymentState.CAPTURED:
-        await Payment.filter(order_id=event.order_id, state=PaymentState.CAPTURED).update(
-            state=PaymentState.REFUNDED, reason="the order expired", updated_at=now()
-        )
+        book.set(payment, state=PaymentState.REFUNDED, reason="the order expired")
         log.debug("order %s: refunded %d to user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.PAYMENT_REFUNDED)
 
 
-async def _record(event: Event, state: PaymentState, reason: str | None = None) -> bool:
-    """Record the payment unless the order has one already (voided when it expired)."""
-    payment = Payment(
-        order_id=event.order_id,
-        user_id=event.user_id,
-        amount=event.amount,
-        state=state,
-        reason=reason,
+def _record(book: Book, event: Event, state: PaymentState, reason: str | None = None) -> None:
+    book.insert(
+        PAYMENTS, event, user_id=event.user_id, amount=event.amount, state=state, reason=reason
     )
-    return await insert_once(payment)
 
 
 async def configure(
@@ -110,6 +105,7 @@ SERVICE = Service(
     name="payment",
     records=PaymentStep,
     dead_letters=PaymentDeadLetter,
+    tables=(PAYMENTS,),
     steps=(
         step(
             "charge",

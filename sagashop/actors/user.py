@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from tortoise.expressions import F
-
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
-from sagashop.saga import Service, reason_or_retry, step
+from sagashop.saga import Service, StepLog, step
+from sagashop.store.book import Book
 from sagashop.store.facts import table
-from sagashop.store.render import as_json, found
-from sagashop.store.user import BalanceReservation, User, UserDeadLetter, UserStep
+from sagashop.store.render import as_json, found, shown
+from sagashop.store.reservations import cancelled_first, confirm, hold, release
+from sagashop.store.user import HOLDS, USERS, BalanceReservation, User, UserDeadLetter, UserStep
 
 log = logging.getLogger("sagashop.user")
 
@@ -38,36 +38,30 @@ def refusal(user: Payer | None, amount: int) -> str | None:
     return None
 
 
-async def reserve_balance(event: Event) -> Event:
-    if not await BalanceReservation.hold(
-        event.order_id, user_id=event.user_id, amount=event.amount
-    ):
+def reserve_balance(event: Event, book: Book) -> Event:
+    if cancelled_first(book, HOLDS, event):
         return event.follow(EventName.BALANCE_REJECTED, "user: the order was cancelled first")
-    # The update is the check: two purchases can never both spend the same money.
-    taken = await User.filter(id=event.user_id, active=True, balance__gte=event.amount).update(
-        balance=F("balance") - event.amount
-    )
-    if not taken:
-        await BalanceReservation.unhold(event.order_id)
-        reason = reason_or_retry(refusal(await User.get_or_none(id=event.user_id), event.amount))
+    user = book.get(USERS, event)
+    if (reason := refusal(user, event.amount)) is not None:
         return event.follow(EventName.BALANCE_REJECTED, f"user: {reason}")
+    assert user is not None  # refusal names an unknown user
+    book.add(user, balance=-event.amount)
+    hold(book, HOLDS, event, user_id=event.user_id, amount=event.amount)
     log.debug("order %s: reserved %d of user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.BALANCE_RESERVED)
 
 
-async def refund_balance(event: Event) -> Event:
-    held = await BalanceReservation.release(
-        event.order_id, user_id=event.user_id, amount=event.amount
-    )
-    if held is not None:
+def refund_balance(event: Event, book: Book) -> Event:
+    held = release(book, HOLDS, event, user_id=event.user_id, amount=event.amount)
+    if held is not None and (user := book.get(USERS, event)) is not None:
         # Add back what was taken; never write back a remembered balance.
-        await User.filter(id=held.user_id).update(balance=F("balance") + held.amount)
+        book.add(user, balance=held.amount)
         log.debug("order %s: refunded %d to user %s", event.order_id, held.amount, held.user_id)
     return event.follow(EventName.BALANCE_RELEASED)
 
 
-async def spend_balance(event: Event) -> Event:
-    await BalanceReservation.confirm(event.order_id)
+def spend_balance(event: Event, book: Book) -> Event:
+    confirm(book, HOLDS, event)
     return event.follow(EventName.BALANCE_SPENT)
 
 
@@ -81,6 +75,12 @@ async def create_user(
 
 async def get_user(user_id: str) -> dict[str, Any]:
     return as_json(await found(User, "user", user_id), "opening_balance")
+
+
+async def get_users(user_ids: list[str], *, step_log: StepLog) -> dict[str, dict[str, Any]]:
+    """Those of the users that exist, by id: one read for a batch of orders."""
+    users = await step_log.database.lookup_all(USERS, [(user_id,) for user_id in user_ids])
+    return {user["id"]: shown(User, user, "opening_balance") for user in users}
 
 
 async def audit_facts() -> dict[str, Any]:
@@ -99,6 +99,7 @@ SERVICE = Service(
     name="user",
     records=UserStep,
     dead_letters=UserDeadLetter,
+    tables=(USERS, HOLDS),
     steps=(
         step(
             "reserve",
@@ -123,6 +124,7 @@ SERVICE = Service(
     commands={Request.CREATE_USER: create_user},
     queries={
         Request.GET_USER: get_user,
+        Request.GET_USERS: get_users,
         Request.ORDER_STATE: order_state,
         Request.AUDIT_FACTS: audit_facts,
     },

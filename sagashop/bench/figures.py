@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
+from sagashop.bench.cpu import CpuSpent
 from sagashop.bench.load import LOST, REFUSED, Outcome
 from sagashop.bench.scenarios import SOLD_OUT, Plan
 
@@ -45,12 +46,10 @@ class Vitals:
 
 
 def vitals_of(healths: Sequence[Mapping[str, Any]], peaks: Sequence[int | None]) -> Vitals:
-    """From each front door's `/health`, and (where /health does not tell) the peak RSS the
-    operating system reports for the same process, in the same order, if the bench started it."""
-    rss = [
-        health.get("memory", {}).get("peakRssBytes") or (peaks[n] if n < len(peaks) else None)
-        for n, health in enumerate(healths)
-    ]
+    """The peak RSS the operating system reports for every process of a system the bench
+    started (`peaks`), or else what each front door's `/health` says; the longest lag any
+    `/health` reports."""
+    rss = list(peaks) or [health.get("memory", {}).get("peakRssBytes") for health in healths]
     lags = [health["loop"]["maxLagMs"] for health in healths if "loop" in health]
     return Vitals(
         sum(value for value in rss if value is not None) if None not in rss else None,
@@ -69,6 +68,8 @@ class Figures:
     audit: Mapping[str, Any]
     audit_seconds: float
     vitals: Vitals
+    cpu: CpuSpent
+    """From the first purchase until every saga settled (not the audit)."""
 
     @property
     def statuses(self) -> Counter[str]:
@@ -86,6 +87,15 @@ class Figures:
     def latency_ms(self) -> dict[str, float | None]:
         ordered = sorted(o.seconds * 1000 for o in self.outcomes if o.seconds is not None)
         return {f"p{share}": percentile(ordered, share) for share in PERCENTILES}
+
+    def cpu_ms_per_purchase(self) -> dict[str, float | None]:
+        """Server CPU per purchase placed (all server processes and Redis), and Redis's part."""
+        placed = len(self.outcomes)
+
+        def per(seconds: float | None) -> float | None:
+            return None if seconds is None or not placed else seconds * 1000 / placed
+
+        return {"server": per(self.cpu.total), "redis": per(self.cpu.redis)}
 
     def per_second(self, *statuses: str) -> float:
         counts = self.statuses
@@ -150,6 +160,10 @@ class Figures:
             "reasons": dict(self.reasons),
             "errors": {"count": len(self.errors), "first": self.errors[:5]},
             "audit": {**self.audit, "seconds": round(self.audit_seconds, 3)},
+            "cpuMsPerPurchase": {
+                name: None if value is None else round(value, 3)
+                for name, value in self.cpu_ms_per_purchase().items()
+            },
             "peakRssBytes": self.vitals.peak_rss_bytes,
             "maxLoopLagMs": self.vitals.max_lag_ms,
             "ok": not failures,
@@ -177,6 +191,7 @@ class Figures:
             "HTTP errors": str(len(self.errors)),
             "audit": f"{'ok' if self.audit.get('ok') else 'FAILED'} "
             f"in {self.audit_seconds:.2f} s ({counts})",
+            "server CPU per purchase": _cpu(self.cpu_ms_per_purchase()),
             "peak RSS (all processes)": _mib(vitals.peak_rss_bytes),
             "max event-loop lag": "n/a" if vitals.max_lag_ms is None else f"{vitals.max_lag_ms} ms",
         }
@@ -187,6 +202,13 @@ class Figures:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _cpu(per_purchase: Mapping[str, float | None]) -> str:
+    server, redis = per_purchase["server"], per_purchase["redis"]
+    if server is None:
+        return "n/a"
+    return f"{server:.2f} ms" + ("" if redis is None else f" (of which Redis {redis:.2f} ms)")
 
 
 def _mib(value: int | None) -> str:

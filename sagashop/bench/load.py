@@ -5,6 +5,8 @@ The reads wait on the server (`GET /orders/{id}/status?wait=SECONDS`), which ans
 the order has ended, so a latency is not rounded up to a polling interval. A server that ignores
 `wait` answers at once; then the reads are spaced by a short pause, and one that has no `/status`
 is read through `GET /orders/{id}` instead, so the bench runs against older servers too.
+`--read order` reads `GET /orders/{id}` from the start, as the original project's clients do
+(with `--poll-every 0.25`, exactly as they do).
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class Buyer:
     polling load. None: wait with `?wait=`, and if the server answers before the wait is over
     (an older one, which ignores it), read again every `POLL_EVERY` seconds."""
     whole_order: bool = False
-    """The server has no `/orders/{id}/status` (an older one): read the whole order."""
+    """Read `GET /orders/{id}`, not `/status`: asked for (`--read order`), or the server has no
+    `/orders/{id}/status` (an older one)."""
 
     async def buy(self, base: str, body: dict[str, Any]) -> Outcome:
         started = time.perf_counter()

@@ -2,7 +2,7 @@
 
     python run.py bench                                  2,000 purchases, spread out (uniform)
     python run.py bench --scenario flash-sale            5,000 orders from 1,000 users, stock 100
-    python run.py bench --processes 3 --database-url postgres://…/empty
+    python run.py bench --processes auto --database-url postgres://…/empty
     python run.py bench --url http://127.0.0.1:3000      a system that is already running
 
 Without --url it starts the system itself, in processes of its own (an embedded Redis unless
@@ -23,6 +23,7 @@ import random
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from sagashop.bench import cpu
 from sagashop.bench.figures import Figures, vitals_of
 from sagashop.bench.load import (
     POLL_EVERY,
@@ -49,6 +51,7 @@ DEFAULTS = {"log_level": "WARNING", "payment_failure_rate": "0"}
 asked to (a flash sale needs that); flags and environment still win."""
 ORDER_DEADLINE = 60.0
 EMPTY = ("users", "items", "orders")
+READS = ("status", "order")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,9 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bench.add_argument("--stock", type=int, help="of each item: uniform ample; flash-sale 100")
     bench.add_argument("--seed", type=int, default=1, help="of the bench's own choices (1)")
     bench.add_argument(
-        "--processes", type=int, default=1, help="system processes sharing the six services (1)"
-    )
-    bench.add_argument(
         "--order-deadline",
         type=float,
         default=ORDER_DEADLINE,
@@ -86,6 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read each order's status every so many seconds instead of waiting on the server "
         f"for its end (a polling load; an older server, which ignores ?wait=, is read every "
         f"{POLL_EVERY:g})",
+    )
+    bench.add_argument(
+        "--read",
+        choices=READS,
+        default="status",
+        help="what each client reads until its order ends: status (GET /orders/{id}/status, "
+        "the default) or order (GET /orders/{id}, as the original project's clients do)",
     )
     bench.add_argument("--json", action="store_true", help="one JSON object, no progress bar")
 
@@ -114,10 +121,9 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
                     plan,
                     settings,
                     args.url,
-                    args.processes,
                     args.order_deadline,
                     progress,
-                    args.poll_every,
+                    Clients(args.poll_every, args.read == "order"),
                 )
             )
     except BenchError as error:
@@ -135,8 +141,6 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check_system_flags(plan: Plan, settings: Settings, args: argparse.Namespace) -> None:
-    if args.processes < 1:
-        raise ValueError("--processes must be at least 1")
     if args.order_deadline <= 0:
         raise ValueError("--order-deadline must be a positive number of seconds")
     if args.poll_every is not None and args.poll_every <= 0:
@@ -159,23 +163,33 @@ def _progress_bar(disable: bool) -> Progress:
     )
 
 
+@dataclass(frozen=True)
+class Clients:
+    """How the bench's clients follow their orders to the end."""
+
+    poll_every: float | None = None
+    """Read every so many seconds; None: wait on the server (`?wait=`)."""
+    read_order: bool = False
+    """Read `GET /orders/{id}` rather than `/orders/{id}/status`."""
+
+
 async def bench(
     plan: Plan,
     settings: Settings,
     urls: Sequence[str],
-    processes: int,
     order_deadline: float,
     progress: Progress,
-    poll_every: float | None = None,
+    clients: Clients = Clients(),
 ) -> Figures:
-    """Against the running system at `urls`, or one started for the run and stopped after."""
+    """Against the running system at `urls` (its Redis's CPU counted if `--redis-url` names
+    it), or one started for the run and stopped after."""
     if urls:
         bases = [url.rstrip("/") for url in urls]
-        return await measure(plan, bases, order_deadline, progress, poll_every=poll_every)
+        return await measure(plan, bases, order_deadline, progress, clients, settings.redis_url)
     with tempfile.TemporaryDirectory(prefix="sagashop-bench-") as workdir:
-        async with started_system(settings, processes, Path(workdir)) as system:
+        async with started_system(settings, Path(workdir)) as system:
             return await measure(
-                plan, system.urls, order_deadline, progress, system, poll_every=poll_every
+                plan, system.urls, order_deadline, progress, clients, system.redis_url, system
             )
 
 
@@ -184,36 +198,55 @@ async def measure(
     urls: Sequence[str],
     order_deadline: float,
     progress: Progress,
+    clients: Clients = Clients(),
+    redis_url: str | None = None,
     system: System | None = None,
-    poll_every: float | None = None,
 ) -> Figures:
-    """Stock the shop, place the purchases, then audit and read each process's vitals."""
+    """Stock the shop, place the purchases, then audit and read each process's vitals. The CPU
+    is counted from the first purchase until every saga has settled, before the audit."""
     rng = random.Random(plan.seed)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         if system is not None:
             await require_empty(http, urls[0])
         orders = await _stock_the_shop(http, urls, plan, rng, progress)
         placing = progress.add_task("purchases", total=plan.purchases)
+        cpu_before = await _cpu(http, urls, redis_url, system)
         outcomes, seconds = await drive(
-            Buyer(http, order_deadline, poll_every),
+            Buyer(http, order_deadline, clients.poll_every, clients.read_order),
             urls,
             orders,
             plan.concurrency,
             lambda _outcome: progress.advance(placing),
         )
         settling = progress.add_task("waiting for every saga to settle", total=None)
+        await cpu.until_quiet(http, urls, order_deadline)
+        spent = cpu.CpuSpent.between(cpu_before, await _cpu(http, urls, redis_url, system))
         audit, audit_seconds = await settled_audit(http, urls[0], order_deadline)
         progress.update(settling, total=1, completed=1)
         healths = await asyncio.gather(*(expect(http, "GET", f"{url}/health") for url in urls))
     return Figures(
         plan,
-        None if system is None else len(system.children),
+        None if system is None else system.server.settings.processes,
         outcomes,
         seconds,
         audit,
         audit_seconds,
         vitals_of(healths, [] if system is None else system.peaks()),
+        spent,
     )
+
+
+async def _cpu(
+    http: aiohttp.ClientSession, urls: Sequence[str], redis_url: str | None, system: System | None
+) -> cpu.CpuSample:
+    """The CPU used so far: a system the bench started, every process of it (from /proc); one
+    it did not, what each front door's `/metrics` says (one process each)."""
+    if system is None:
+        return await cpu.sample(http, urls, redis_url)
+    servers, redis = system.cpu()
+    if redis is None and redis_url is not None:
+        redis = await cpu.redis_cpu(redis_url)
+    return cpu.CpuSample(servers, redis)
 
 
 async def require_empty(http: aiohttp.ClientSession, url: str) -> None:

@@ -1,9 +1,10 @@
 """The system a bench run starts when it is given no `--url`: a Redis (an embedded one unless
-`--redis-url` is given) and N `python -m sagashop` processes dealing the six services between
-them, each with a front door of its own.
+`--redis-url` is given) and `python -m sagashop`, with `--processes N` as the bench was given
+(the services dealt over N processes on the one port, as `run.py --processes N` runs them).
 
 The system runs in processes of its own, never in the bench's, so the load the bench makes as a
-client counts neither in the system's CPU nor in its memory or event-loop lag.
+client counts neither in the system's CPU nor in its memory or event-loop lag. Both are read
+from Linux's /proc for every process of it: the server, the processes it started, and Redis.
 """
 
 from __future__ import annotations
@@ -16,18 +17,27 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sagashop.actors import SERVICE_NAMES
 from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from sagashop.embedded_redis import EmbeddedRedis
 
 log = logging.getLogger(__name__)
+TICKS = 100
+"""Clock ticks per second in /proc's CPU times (Linux's USER_HZ)."""
 
 
-def shares(processes: int) -> list[str]:
-    """The services of each process, dealt round-robin ("none" for a front door only, when
-    there are more processes than services)."""
-    return [",".join(SERVICE_NAMES[n::processes]) or "none" for n in range(processes)]
+def descendants(pid: int) -> list[int]:
+    """The process and every process it started, and they started (from /proc)."""
+    found, waiting = [], [pid]
+    while waiting:
+        current = waiting.pop()
+        found.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        waiting += [int(child) for child in children]
+    return found
 
 
 def peak_rss(pid: int) -> int | None:
@@ -42,25 +52,43 @@ def peak_rss(pid: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU the process has used (from /proc); None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 @dataclass(frozen=True)
 class System:
-    children: list[Child]
+    server: Child
+    redis_url: str
+    redis_pid: int | None
+    """The embedded Redis the bench started, if it did."""
 
     @property
     def urls(self) -> list[str]:
-        return [child.url for child in self.children]
+        return [self.server.url]
+
+    def pids(self) -> list[int]:
+        return descendants(self.server.process.pid) if self.server.process else []
 
     def peaks(self) -> list[int | None]:
-        """Each process's peak RSS so far, in the order of `urls`."""
-        return [peak_rss(child.process.pid) if child.process else None for child in self.children]
+        """The peak RSS of every process of the server."""
+        return [peak_rss(pid) for pid in self.pids()]
+
+    def cpu(self) -> tuple[float, float | None]:
+        """CPU seconds so far: the server's processes' summed, and the bench's Redis's."""
+        servers = sum(seconds for pid in self.pids() if (seconds := cpu_seconds(pid)))
+        return servers, None if self.redis_pid is None else cpu_seconds(self.redis_pid)
 
 
 @asynccontextmanager
-async def started_system(
-    settings: Settings, processes: int, workdir: Path
-) -> AsyncIterator[System]:
-    """The processes, started and answering `/health`, with a fresh namespace and data
-    directory in `workdir` (their logs too); stopped on the way out (Ctrl-C, then waited for)."""
+async def started_system(settings: Settings, workdir: Path) -> AsyncIterator[System]:
+    """The server, started and answering `/health`, with a fresh namespace and data directory
+    in `workdir` (its log too); stopped on the way out (Ctrl-C, then waited for)."""
     redis = None if settings.redis_url else EmbeddedRedis(workdir / "redis")
     if redis is not None:
         await asyncio.to_thread(redis.start)
@@ -71,20 +99,14 @@ async def started_system(
         data_dir=workdir / "data",
         rate_limit="off",  # its clients all come from this one address
     )
-    children = [
-        Child(f"bench-{n}", share, settings, workdir / f"bench-{n}.log")
-        for n, share in enumerate(shares(processes), start=1)
-    ]
+    server = Child("bench", "all", settings, workdir / "bench.log")
     try:
-        started = await asyncio.gather(
-            *(child.start() for child in children), return_exceptions=True
-        )
-        for failure in started:
-            if isinstance(failure, BaseException):
-                raise failure
-        yield System(children)
+        await server.start()
+        assert settings.redis_url is not None
+        yield System(server, settings.redis_url, None if redis is None else redis.pid)
     finally:
-        await asyncio.gather(*(_stop(child) for child in children if child.process))
+        if server.process:
+            await _stop(server)
         if redis is not None:
             await asyncio.to_thread(redis.stop)
 

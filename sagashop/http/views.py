@@ -156,6 +156,7 @@ async def list_items(request: web.Request) -> web.Response:
     links={
         "GetOrder": Link("get_order", {"order_id": NEW_ID}),
         "GetOrderStatus": Link("get_order_status", {"order_id": NEW_ID}),
+        "GetOrderTimeline": Link("get_order_timeline", {"order_id": NEW_ID}),
     },
 )
 @allow(own_user_in_body(PlaceOrder, "userId"))
@@ -177,16 +178,35 @@ async def place_order(request: web.Request) -> web.Response:
 
 @routes.get("/orders/{order_id}")
 @documented(
+    "The order",
+    path=OrderPath,
+    query=Wait,
+    responses={200: schemas.Order, **UNAVAILABLE},
+    links={"GetOrderTimeline": Link("get_order_timeline", {"order_id": "$request.path.order_id"})},
+)
+@allow(OWN_ORDER_IN_PATH)
+async def get_order(request: web.Request) -> web.Response:
+    """The order as the order service keeps it: one read of one service, the cheap way to
+    follow an order (`?wait=SECONDS` answers once it has ended, or when the wait is over). Its
+    saga's steps and what each service holds for it: `/orders/{order_id}/timeline`."""
+    order_id = path_id(request, "order_id", "order")
+    wait = wait_seconds(request)
+    order = await ask_waiting(request, "order", Request.GET_ORDER, wait, order_id=order_id)
+    return web.json_response(order)
+
+
+@routes.get("/orders/{order_id}/timeline")
+@documented(
     "The order, its saga's steps and each service's part",
     path=OrderPath,
     query=Wait,
     responses={200: schemas.OrderView, **UNAVAILABLE},
 )
 @allow(OWN_ORDER_IN_PATH)
-async def get_order(request: web.Request) -> web.Response:
-    """The order, its saga's steps so far across all services, and what each service holds.
-    A service that does not answer is named under "unavailable"; the rest is shown.
-    `?wait=SECONDS` answers once the order has ended, or when the wait is over."""
+async def get_order_timeline(request: web.Request) -> web.Response:
+    """The order, its saga's steps so far across all services, and what each service holds:
+    every service is asked. A service that does not answer is named under "unavailable"; the
+    rest is shown. `?wait=SECONDS` answers once the order has ended, or when the wait is over."""
     order_id = path_id(request, "order_id", "order")
     wait = wait_seconds(request)
     stateful = service_names(request, stateful=True)

@@ -4,7 +4,6 @@ that runs it (`actor`) on the process's event loop (`loop`), when a step is take
 that publishes what the steps emitted (`outbox`)."""
 
 from sagashop.saga.declare import Service, Step, inject, step
-from sagashop.saga.retry import Contention, reason_or_retry
 from sagashop.saga.steplog import StepLog
 
-__all__ = ["Contention", "Service", "Step", "StepLog", "inject", "reason_or_retry", "step"]
+__all__ = ["Service", "Step", "StepLog", "inject", "step"]

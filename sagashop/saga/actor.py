@@ -13,6 +13,7 @@ import queue
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import pykka
@@ -75,6 +76,14 @@ class Mailbox(queue.Queue[Any]):
                 taken.append(self.queue.popleft().message)
         return taken
 
+    def take_calls(self, name: Request, most: int) -> list[Call]:
+        """`Call`s of one request from the head of the queue, `most` at most."""
+        taken: list[Call] = []
+        with self.mutex:
+            while len(taken) < most and self.queue and _is_call(self.queue[0].message, name):
+                taken.append(self.queue.popleft().message)
+        return taken
+
     def depth(self) -> int:
         """Events waiting (any other message counts as one), for the metrics when scraped."""
         with self.mutex:
@@ -82,6 +91,17 @@ class Mailbox(queue.Queue[Any]):
                 len(e.message.events) if isinstance(e.message, HandleEvents) else 1
                 for e in self.queue
             )
+
+
+def _is_call(message: Any, name: Request) -> bool:
+    return isinstance(message, Call) and message.name == name
+
+
+def _given(answer: Any) -> Any:
+    """An answer of a batched command: a value, or an exception to raise for that call."""
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
 
 
 class ServiceActor(pykka.ThreadingActor):
@@ -125,6 +145,8 @@ class ServiceActor(pykka.ThreadingActor):
                     for taken in batch:
                         if taken.done is not None:
                             taken.done()
+            case Call(name, _args, _reply) if name in self.service.batched:
+                self._answer_together([message, *self._mailbox.take_calls(name, MAX_BATCH - 1)])
             case Call(name, args, reply):
                 command, what = self.service.commands[name], f"{self.service.name}.{name}"
                 self.loop.settle(reply, lambda: self._retried(lambda: command(**args), what))
@@ -132,6 +154,18 @@ class ServiceActor(pykka.ThreadingActor):
                 self.loop.settle(reply, lambda: None)
             case _:
                 self.log.warning("unknown message %r", message)
+
+    def _answer_together(self, calls: list[Call]) -> None:
+        """One run of the batched command for all the calls; each answered with its own
+        answer (or error), or all with what made the whole run fail."""
+        name = calls[0].name
+        command, what = self.service.batched[name], f"{self.service.name}.{name} x{len(calls)}"
+        try:
+            answers = self._retried(lambda: command([call.args for call in calls]), what)
+        except Exception as error:
+            answers = [error] * len(calls)
+        for call, answer in zip(calls, answers, strict=True):
+            self.loop.settle(call.reply, partial(_given, answer))
 
     @property
     def _mailbox(self) -> Mailbox:
@@ -145,7 +179,7 @@ class ServiceActor(pykka.ThreadingActor):
         if len(steps) > 1:
             started = time.perf_counter()
             try:
-                self._on_loop(self.step_log.run_all(steps))
+                self._run_all(steps)
                 self.metrics.took([chosen for chosen, _ in steps], time.perf_counter() - started)
                 return
             except Exception as error:
@@ -162,13 +196,24 @@ class ServiceActor(pykka.ThreadingActor):
         what = f"order {event.order_id}: {self.service.name}.{chosen.name} on {event.name}"
         started = time.perf_counter()
         try:
-            self._retried(lambda: self.step_log.run(chosen, event), what)
+            self.retry.call(lambda: self._run_all([(chosen, event)]), what)
         except Exception as error:
             self.log.exception("%s failed for good; it goes to the dead letters", what)
             self._on_loop(self.step_log.give_up(chosen, event, error))
             self.metrics.gave_up()
         else:
             self.metrics.took([chosen], time.perf_counter() - started)
+
+    def _run_all(self, steps: list[tuple[Step, Event]]) -> None:
+        """One transaction for the steps: on this thread where the service's database allows
+        it (a SQLite file), with no hand-off; else on the loop, waiting for it."""
+        if self.step_log.database.here:
+            self.step_log.run_all_here(steps, self.loop.post)
+        else:
+            self._on_loop(self.step_log.run_all(steps))
+
+    def on_stop(self) -> None:
+        self.step_log.database.close_here()
 
     def _retried(self, work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
         return self.retry.call(lambda: self._on_loop(work()), what)

@@ -16,11 +16,14 @@ from typing import Any, TypeVar
 
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
+from sagashop.store.book import Keyed
 from sagashop.store.journal import DeadLetter, StepRecord
 
 T = TypeVar("T")
 Handler = Callable[..., Coroutine[Any, Any, Any]]
-StepAction = Callable[..., Coroutine[Any, Any, Event | None]]
+StepAction = Callable[..., Event | None]
+"""`run(event, book, **dependencies)`: decides on the batch's rows (`Book`), in plain Python,
+and returns the event the step emits, if any."""
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,15 @@ class Service:
     records: type[StepRecord]
     dead_letters: type[DeadLetter]
     steps: tuple[Step, ...] = ()
+    tables: tuple[Keyed, ...] = ()
+    """What its steps read and write, by the keys their events carry (see `Book`)."""
     commands: Mapping[Request, Handler] = field(default_factory=dict)
     """Requests that change state: they go through the mailbox, one at a time, and are retried
     like steps, so each must be safe to run twice (ids are chosen by the caller)."""
+    batched: Mapping[Request, Handler] = field(default_factory=dict)
+    """Commands taken in batches: those of one kind waiting together in the mailbox are handed
+    over at once, as a list of their arguments, and answered with a list (an exception in it
+    is that one's answer), so that they share one transaction."""
     queries: Mapping[Request, Handler] = field(default_factory=dict)
     """Requests that only read: they run straight on the loop, never queued behind events."""
     periodic: Mapping[str, Handler] = field(default_factory=dict)
@@ -80,8 +89,8 @@ class Service:
         return frozenset(name for s in self.steps for name in s.on)
 
     @property
-    def tables(self) -> str:
-        """The module of the service's tables (its step records live there too)."""
+    def models(self) -> str:
+        """The module of the service's models (its step records live there too)."""
         return self.records.__module__
 
     @property
@@ -101,6 +110,7 @@ class Service:
             self,
             steps=tuple(replace(s, run=inject(s.run, deps)) for s in self.steps),
             commands={name: inject(h, deps) for name, h in self.commands.items()},
+            batched={name: inject(h, deps) for name, h in self.batched.items()},
             queries={name: inject(h, deps) for name, h in self.queries.items()},
             periodic={name: inject(h, deps) for name, h in self.periodic.items()},
         )

@@ -28,6 +28,10 @@ class LoopBridge:
         submit = asyncio.run_coroutine_threadsafe
         return self._context().run(submit, work, self._loop).result()
 
+    def post(self, then: Callable[[], None]) -> None:
+        """Have the loop run `then` soon; call from any thread (it does not wait)."""
+        self._loop.call_soon_threadsafe(then)
+
     def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Start `work` as a task of its own; call from the loop's thread."""
         return self._loop.create_task(work, context=self._context())

@@ -2,10 +2,13 @@
 
 A step's outcome is written in its step-log row in the step's own transaction (see `StepLog`);
 this relay publishes it as soon as the step commits, with whatever else is waiting, in one
-pipeline. What went out is marked published a moment later, in one statement per step log for
-all that went out meanwhile. One that could not be delivered (Redis away, or no subscriber yet,
-as during a restart) stays unpublished in its step log and is sent again by
-`_resend_unpublished`; so is everything left unpublished by a crash.
+pipeline. An event whose every step runs in this process is not published: it is handed to
+those services' actors as one batch, and counts as published once they have taken it (so a
+crash before then leaves it to be sent again, as a durable bus would). What went out is marked
+published a moment later, in one statement per step log for all that went out meanwhile. One
+that could not be delivered (Redis away, or no subscriber yet, as during a restart) stays
+unpublished in its step log and is sent again by `_resend_unpublished`; so is everything left
+unpublished by a crash.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[Event]], Awaitable[Sequence[int]]]
 """Publishes events; answers how many receivers took each (0: nobody, send it again)."""
+
+
+class Local(Protocol):
+    """This process's own services, as far as the relay needs them."""
+
+    def handles_here(self, event: Event) -> bool:
+        """Whether every step the event calls for is taken in this process."""
+
+    def hand_over(self, events: Sequence[Event], taken: Callable[[], None]) -> bool:
+        """Give the events to the services that handle them; `taken` is called (from any
+        thread) once they all have. False if the services take nothing more (stopping)."""
 
 
 class Outbox(Protocol):
@@ -52,11 +66,13 @@ class Relay:
     def __init__(
         self,
         publish: Publish,
+        local: Local | None = None,
         resend_every: float = 2.0,
         batch: int = 500,
         mark_every: float = 0.25,
     ) -> None:
         self._publish = publish
+        self._local = local
         self._resend_every = resend_every
         self._batch = batch
         self._mark_every = mark_every
@@ -66,6 +82,7 @@ class Relay:
         self._published: list[_Outgoing] = []
         self._marks_due = asyncio.Event()
         self._flushing: list[asyncio.Future[None]] = []
+        self._watchers: list[Callable[[Sequence[Event]], None]] = []
 
     @property
     def backlog(self) -> int:
@@ -78,6 +95,12 @@ class Relay:
         if outgoing.key not in self._pending:
             self._pending.add(outgoing.key)
             self._queue.put_nowait(outgoing)
+
+    def watch(self, seen: Callable[[Sequence[Event]], None]) -> Callable[[], None]:
+        """Tell `seen` of every batch of events sent from now on, however it went (the bus, or
+        this process's own services); the function returned stops it."""
+        self._watchers.append(seen)
+        return lambda: self._watchers.remove(seen)
 
     async def run(self, outboxes: Sequence[Outbox]) -> None:
         """Publish until cancelled; call in a task that can reach the store."""
@@ -110,18 +133,41 @@ class Relay:
     async def _publish_batch(self, batch: list[_Outgoing]) -> None:
         """Whatever fails here is sent again later: at least once, never lost."""
         delivered: list[_Outgoing] = []
+        for seen in self._watchers:
+            seen([item.event for item in batch])
+        away = self._hand_over(batch)
         try:
-            receivers = await self._publish([item.event for item in batch])
-            delivered = [item for item, n in zip(batch, receivers, strict=True) if n > 0]
+            receivers = await self._publish([item.event for item in away]) if away else []
+            delivered = [item for item, n in zip(away, receivers, strict=True) if n > 0]
         except Exception as error:
-            log.warning("could not publish %d events (%s); will retry", len(batch), error)
+            log.warning("could not publish %d events (%s); will retry", len(away), error)
         finally:
-            if delivered:
-                self._published += delivered
-                self._marks_due.set()
+            self._mark(delivered)
             for item in batch:
                 self._pending.discard(item.key)
                 self._queue.task_done()
+
+    def _hand_over(self, batch: list[_Outgoing]) -> list[_Outgoing]:
+        """Give this process's services the events only they handle; the rest, to publish."""
+        if self._local is None:
+            return batch
+        here = [item for item in batch if self._local.handles_here(item.event)]
+        if here:
+            loop = asyncio.get_running_loop()
+
+            def taken() -> None:
+                loop.call_soon_threadsafe(self._mark, here)
+
+            if not self._local.hand_over([item.event for item in here], taken):
+                here = []  # stopping: left unpublished, sent again at the next start
+        handed = {id(item) for item in here}
+        return [item for item in batch if id(item) not in handed]
+
+    def _mark(self, published: list[_Outgoing]) -> None:
+        """Have these marked published with the next marks."""
+        if published:
+            self._published += published
+            self._marks_due.set()
 
     async def _keep_marking(self) -> None:
         """Mark what went out every `mark_every` seconds: one statement per step log for all

@@ -18,22 +18,6 @@ T = TypeVar("T")
 TRANSIENT_ERRORS = (StoreUnavailable, ConnectionError, OSError, TimeoutError)
 
 
-class Contention(Exception):
-    """The state moved under a step while it ran (another process got there first): take the
-    step again. A unique constraint that fails (`StoreConflict`) means the same."""
-
-
-def reason_or_retry(reason: str | None) -> str:
-    """The reason a conditional update found nothing to change, as the rules explain it.
-
-    If the rules see no reason, the state moved between the update and the read: raise
-    `Contention`, so the step is taken again.
-    """
-    if reason is None:
-        raise Contention("the state changed while the step ran")
-    return reason
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
     """How long a step is retried before it counts as failed.
@@ -55,7 +39,7 @@ class RetryPolicy:
         while True:
             try:
                 return work()
-            except (StoreConflict, Contention):
+            except StoreConflict:
                 conflicts += 1
                 if conflicts >= self.conflicts:
                     raise

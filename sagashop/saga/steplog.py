@@ -1,34 +1,75 @@
 """Exactly-once effects on at-least-once delivery: `StepLog` is the one way any service takes a
-saga step. What a step emits is kept in the same row, and `sagashop.saga.outbox` publishes it.
+saga step. What a step emits is kept in its step row, and `sagashop.saga.outbox` publishes it.
+
+A batch of steps is one transaction (`sagashop.store.batch`): it reads which of the batch's
+(order, step) pairs were taken before, the rows the others touch (`Book`), lets each step decide
+on those rows in mailbox order, writes what changed, and inserts one step row per step taken,
+with its outcome. The (order, step) key is unique, so if another process took a step meanwhile
+the insert fails, the whole batch rolls back, and taken again it finds the step done. A step
+taken before is not taken again: its recorded outcome is published once more, so a redelivery
+heals a loss further down.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
-from uuid import UUID
 
-from tortoise.expressions import F
-from tortoise.transactions import in_transaction
-
-from sagashop.events import Event, kind_of
+from sagashop.events import Event, EventName, kind_of
 from sagashop.monitor.feed import StepFeed
 from sagashop.saga.declare import Step
 from sagashop.saga.outbox import Relay
 from sagashop.saga.watch import StepWatch
-from sagashop.store.errors import store_errors
+from sagashop.store import batch
+from sagashop.store.batch import Database, Script, Sql
+from sagashop.store.book import Book, Keyed, canonical_uuid
+from sagashop.store.errors import store_errors, store_errors_here
 from sagashop.store.journal import DeadLetter, StepRecord
 from sagashop.store.render import as_json, found, now
-from sagashop.store.rows import insert_new, update_each
 
-_AFTER_COMMIT: ContextVar[list[Callable[[], None]]] = ContextVar("after_commit")
-"""What the steps of the transaction being taken asked to run once it commits."""
+Decide = Callable[[Book], Event | None]
+"""What a step does, on the batch's rows: the event it emits, if any."""
+StepKey = tuple[str, str]
+_STEP_KEY = ("id", "order_id", "step")
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A step to take for an order, and how it decides."""
+
+    event: Event
+    """The event handled (a command or the sweep makes one for the order)."""
+    step: str
+    handled: str
+    decide: Decide
+    emits: frozenset[EventName]
+    gave_up: str | None = None
+    """The step failed for good with this error: taken now, it keeps its event as a dead
+    letter too."""
+
+    @cached_property
+    def key(self) -> StepKey:
+        return canonical_uuid(self.event.order_id), self.step
+
+    @property
+    def event_id(self) -> str | None:
+        """The event handled, if a step handles one from the bus (a command's step does not)."""
+        return self.event.event_id if self.handled == self.event.name else None
+
+
+@dataclass
+class _Taken:
+    """What a batch came to: the outcome of each claim, and which were taken now (with their
+    step rows' ids) and which before."""
+
+    outcomes: dict[StepKey, Event | None]
+    fresh: dict[StepKey, int]
+    replayed: dict[StepKey, int]
+    book: Book
 
 
 class StepLog:
@@ -40,147 +81,171 @@ class StepLog:
         records: type[StepRecord],
         dead_letters: type[DeadLetter],
         relay: Relay,
+        tables: Sequence[Keyed] = (),
         feed: StepFeed | None = None,
+        database: Database | None = None,
     ) -> None:
         self.service = service
         self.records = records
         self.dead_letters = dead_letters
         self.relay = relay
+        self.tables = tuple(tables)
+        """What the service's steps read and write (see `Book`)."""
         self.feed = feed
         """Where the monitor page hears of each committed step (none in the store tests)."""
         self.watch = StepWatch()
+        self.database = database or Database(service)
+        """The service's cheap reads, and batches taken on its actor's thread."""
         self.log = logging.getLogger(f"sagashop.{service}")
+        self._steps = Keyed(records, by=("order_id",), key=("order_id",))
 
     async def run(self, chosen: Step, event: Event) -> Event | None:
-        return await self.record(
-            event.order_id,
-            chosen.name,
-            event.name,
-            lambda: self._act(chosen, event),
-            event_id=event.event_id,
-        )
+        (outcome,) = await self.run_all([(chosen, event)])
+        return outcome
 
-    async def run_all(self, steps: Sequence[tuple[Step, Event]]) -> None:
-        """Take several steps in one transaction (see `_take`).
+    async def run_all(self, steps: Sequence[tuple[Step, Event]]) -> list[Event | None]:
+        """Take several steps in one transaction; the outcome of each.
 
         Anything that goes wrong (a conflict, a poison event) rolls all of them back and is
         raised: the caller then takes them one at a time, where each failure is handled on its
         own and none is lost or taken twice."""
-        await self._take(
-            [
-                _Claim(
-                    event.order_id,
-                    chosen.name,
-                    event.name,
-                    partial(self._act, chosen, event),
-                    event.event_id,
-                )
-                for chosen, event in steps
-            ]
-        )
+        return await self._take(_claims(steps))
+
+    def run_all_here(
+        self, steps: Sequence[tuple[Step, Event]], later: Callable[[Callable[[], None]], None]
+    ) -> list[Event | None]:
+        """`run_all` on the calling thread (where `database.here`: a SQLite file), with no
+        hand-off; what follows the commit (publishing, waking readers) is handed to `later`,
+        which runs it on the loop."""
+        claims = _claims(steps)
+        with store_errors_here():
+            taken = self.database.run_here(lambda sql: self._batch(sql, claims))
+        later(lambda: self._after(claims, taken))
+        return [taken.outcomes[claim.key] for claim in claims]
 
     async def record(
-        self,
-        order_id: str,
-        step: str,
-        handled: str,
-        action: Callable[[], Awaitable[Event | None]],
-        event_id: str | None = None,
-        gave_up: bool = False,
+        self, event: Event, step: str, handled: str, decide: Decide, emits: frozenset[EventName]
     ) -> Event | None:
-        """Claim (order, step), act, and keep the outcome, in one transaction (see `_take`);
-        the outcome, or the one recorded when the step was taken before. `event_id` names the
-        event handled, if any, for the step's log line."""
-        (outcome,) = await self._take([_Claim(order_id, step, handled, action, event_id, gave_up)])
+        """Take a step that handles no event of the bus (`handled` says what: a command, the
+        deadline), for the order `event` names; its outcome, or the one recorded before."""
+        (outcome,) = await self.record_all([(event, step, handled, decide, emits)])
         return outcome
 
-    async def _take(self, claims: Sequence[_Claim]) -> list[Event | None]:
-        """Claim every (order, step) in one statement, act on those claimed (once each), and
-        keep their outcomes in one more: one transaction in all. Each claim's outcome is
-        returned.
-
-        The claim is the first write, so the unique constraint decides between two deliveries
-        (or two processes) before either acts. A step already taken is not taken again: its
-        recorded outcome is published once more, so a redelivery heals a loss further down.
-        """
-        rows = [self.records(order_id=c.order_id, step=c.step, handled=c.handled) for c in claims]
-        acted: dict[tuple[str, str], tuple[int, Event | None]] = {}
-        async with _after_commit(), store_errors(), in_transaction(self.service) as connection:
-            won = await insert_new(connection, rows, ("id", "order_id", "step"))
-            claimed = {(_canonical(row["order_id"]), row["step"]): row["id"] for row in won}
-            for claim in claims:
-                if claim.key in claimed and claim.key not in acted:
-                    acted[claim.key] = (claimed[claim.key], await claim.action())
-            if len(acted) != len(claimed):  # a row claimed for no step here: never commit that
-                unmatched = sorted(set(claimed) - set(acted))
-                raise RuntimeError(f"{self.service}: claimed, with nothing to take: {unmatched}")
-            outcomes = {record_id: o.to_dict() for record_id, o in acted.values() if o}
-            await update_each(connection, self.records, "outcome", outcomes)
-        for (order_id, _), (record_id, outcome) in acted.items():
-            self._committed(record_id, order_id, outcome)
-        if self.feed is not None and self.feed.listening:
-            self._show(self.feed, claims, acted)
-        replayed = await self._replay_taken([c.key for c in claims if c.key not in acted])
-        if self.log.isEnabledFor(logging.DEBUG):  # hundreds of steps a second: usually off
-            self._log_steps(claims, acted)
-        return [acted[c.key][1] if c.key in acted else replayed.get(c.key) for c in claims]
-
-    async def _replay_taken(
-        self, keys: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], Event | None]:
-        """Publish again what the steps taken before emitted; their outcomes by key."""
-        if not keys:
-            return {}
-        async with store_errors():
-            found_rows = await self.records.filter(order_id__in=[order for order, _ in keys])
-        wanted = set(keys)
-        return {
-            (_canonical(row.order_id), row.step): self._replay(row)
-            for row in found_rows
-            if (_canonical(row.order_id), row.step) in wanted
-        }
-
-    async def _act(self, chosen: Step, event: Event) -> Event | None:
-        outcome = await chosen.run(event)
-        if outcome is not None and outcome.name not in chosen.emits:
-            raise TypeError(f"{self.service}.{chosen.name} emitted undeclared {outcome.name}")
-        return outcome
+    async def record_all(
+        self, steps: Sequence[tuple[Event, str, str, Decide, frozenset[EventName]]]
+    ) -> list[Event | None]:
+        """`record` for several steps, in one transaction."""
+        return await self._take([_Claim(*taken) for taken in steps])
 
     async def give_up(self, chosen: Step, event: Event, error: BaseException) -> Event | None:
         """Keep the event as a dead letter and, for a step that can fail, close the step with
         its failure event, so the saga undoes what came before; both in one transaction."""
+        text = f"{type(error).__name__}: {error}"
         if chosen.fails_as is None:
-            async with store_errors(), in_transaction(self.service):
-                await self._bury(chosen, event, error)
+            async with store_errors():
+                await batch.run(self.service, lambda sql: self._bury(sql, event, chosen.name, text))
             if self.log.isEnabledFor(logging.DEBUG):
                 self._log_step(event.order_id, chosen.name, event.name, event.event_id, "failed")
             return None
-        reason = f"{self.service} failed: internal error ({type(error).__name__}: {error})"
-        failure = event.follow(chosen.fails_as, reason[:250])
+        reason = f"{self.service} failed: internal error ({text})"[:250]
+        failure = event.follow(chosen.fails_as, reason)
+        claim = _Claim(event, chosen.name, event.name, lambda _book: failure, chosen.emits, text)
+        (outcome,) = await self._take([claim])
+        return outcome
 
-        async def bury_and_fail() -> Event:
-            await self._bury(chosen, event, error)
-            return failure
+    async def _take(self, claims: Sequence[_Claim]) -> list[Event | None]:
+        async with store_errors():
+            taken = await batch.run(self.service, lambda sql: self._batch(sql, claims))
+        self._after(claims, taken)
+        return [taken.outcomes[claim.key] for claim in claims]
 
-        return await self.record(
-            event.order_id,
-            chosen.name,
-            event.name,
-            bury_and_fail,
-            event_id=event.event_id,
-            gave_up=True,
-        )
+    def _after(self, claims: Sequence[_Claim], taken: _Taken) -> None:
+        """Once the batch committed: what it asked for, publishing what it emitted (and again
+        what the steps taken before had), waking who waits, telling the monitor."""
+        taken.book.committed()
+        for key, record_id in taken.fresh.items():
+            self._committed(record_id, key[0], taken.outcomes[key])
+        for key, record_id in taken.replayed.items():
+            if (outcome := taken.outcomes[key]) is not None:
+                self.relay.send(self, record_id, outcome)
+        if self.feed is not None and self.feed.listening:
+            self._show(self.feed, claims, taken)
+        if self.log.isEnabledFor(logging.DEBUG):  # hundreds of steps a second: usually off
+            self._log_steps(claims, taken)
 
-    def _log_steps(
-        self, claims: Sequence[_Claim], acted: Mapping[tuple[str, str], tuple[int, Event | None]]
-    ) -> None:
+    def _batch(self, sql: Sql, claims: Sequence[_Claim]) -> Script[_Taken]:
+        """The transaction (see the module's docstring)."""
+        moment = datetime.now(UTC)
+        keys = {claim.key for claim in claims}
+        recorded = yield from self._recorded(sql, keys)
+        fresh = _first_of_each([c for c in claims if c.key not in recorded])
+        book = Book(self.tables, moment)
+        yield from batch.load(sql, book, [claim.event for claim in fresh])
+        outcomes: dict[StepKey, Event | None] = {
+            key: None if outcome is None else Event.from_dict(outcome)
+            for key, (_, outcome) in recorded.items()
+        }
+        for claim in fresh:
+            outcomes[claim.key] = _decided(self.service, claim, book)
+        yield from batch.save(sql, book)
+        for claim in fresh:
+            if claim.gave_up is not None:
+                yield from self._bury(sql, claim.event, claim.step, claim.gave_up)
+        ids: dict[StepKey, int] = {}
+        if fresh:
+            rows = [self._step_row(claim, outcomes[claim.key], moment) for claim in fresh]
+            written = yield sql.insert_returning(self.records, rows, _STEP_KEY)
+            ids = {(canonical_uuid(order), step): record_id for record_id, order, step in written}
+        replayed = {key: recorded[key][0] for key in keys if key in recorded}
+        return _Taken(outcomes, ids, replayed, book)
+
+    def _recorded(self, sql: Sql, keys: set[StepKey]) -> Script[dict[StepKey, tuple[int, Any]]]:
+        """The steps among `keys` taken before: their rows' ids and recorded outcomes."""
+        if not keys:
+            return {}
+        orders = sorted({(order,) for order, _ in keys})
+        found = yield sql.select(self._steps, orders, ("order_id", "step", "id", "outcome"))
+        recorded = {}
+        for order_id, step, record_id, outcome in found:
+            if (key := (canonical_uuid(order_id), step)) in keys:
+                recorded[key] = (record_id, batch.python_value(self.records, "outcome", outcome))
+        return recorded
+
+    def _step_row(self, claim: _Claim, outcome: Event | None, moment: datetime) -> dict[str, Any]:
+        return {
+            "order_id": claim.key[0],
+            "step": claim.step,
+            "handled": claim.handled,
+            "outcome": None if outcome is None else outcome.to_dict(),
+            "published": False,
+            "handled_at": moment,
+        }
+
+    def _bury(self, sql: Sql, event: Event, step: str, error: str) -> Script[None]:
+        """Keep the event as the dead letter of its (order, step), counting the failures."""
+        moment = datetime.now(UTC)
+        letter = {
+            "order_id": canonical_uuid(event.order_id),
+            "step": step,
+            "event": event.to_dict(),
+            "error": error,
+            "failures": 1,
+            "created_at": moment,
+            "updated_at": moment,
+            "replayed_at": None,
+        }
+        again = {"event": "excluded", "error": "excluded", "updated_at": "excluded"}
+        again |= {"failures": '{row}."failures" + 1', "replayed_at": "NULL"}
+        yield sql.upsert(self.dead_letters, letter, ("order_id", "step"), again)
+
+    def _log_steps(self, claims: Sequence[_Claim], taken: _Taken) -> None:
         """A line per claim; a claim twice in one batch (an event delivered twice) was taken
         once, by the first."""
-        seen: set[tuple[str, str]] = set()
+        seen: set[StepKey] = set()
         for c in claims:
-            outcome = "already taken" if c.key in seen else _outcome(c, acted)
+            outcome = "already taken" if c.key in seen else _outcome(c, taken)
             seen.add(c.key)
-            self._log_step(c.order_id, c.step, c.handled, c.event_id, outcome)
+            self._log_step(c.event.order_id, c.step, c.handled, c.event_id, outcome)
 
     def _log_step(
         self, order_id: str, step: str, handled: str, event_id: str | None, outcome: str
@@ -198,26 +263,14 @@ class StepLog:
             extra={**fields, "step": step, "outcome": outcome},
         )
 
-    def _show(
-        self,
-        feed: StepFeed,
-        claims: Sequence[_Claim],
-        acted: Mapping[tuple[str, str], tuple[int, Event | None]],
-    ) -> None:
+    def _show(self, feed: StepFeed, claims: Sequence[_Claim], taken: _Taken) -> None:
         """Tell the monitor of each step this batch took (a claim twice in it was taken once)."""
-        shown: set[tuple[str, str]] = set()
+        shown: set[StepKey] = set()
         for claim in claims:
-            if claim.key in acted and claim.key not in shown:
+            if claim.key in taken.fresh and claim.key not in shown:
                 shown.add(claim.key)
-                outcome = acted[claim.key][1]
-                feed.taken(self.service, claim.order_id, claim.step, claim.handled, outcome)
-
-    @staticmethod
-    def after_commit(then: Callable[[], None]) -> None:
-        """Run `then` once the step being taken has committed, never if it rolls back: for
-        what must happen once per step, like counting it (a batch rolled back is taken again,
-        one step at a time)."""
-        _AFTER_COMMIT.get().append(then)
+                outcome = taken.outcomes[claim.key]
+                feed.taken(self.service, claim.event.order_id, claim.step, claim.handled, outcome)
 
     def _committed(self, record_id: int, order_id: str, outcome: Event | None) -> None:
         """Wake who waits for the order, and have the relay publish what the step emitted."""
@@ -236,22 +289,6 @@ class StepLog:
         outcome = Event.from_dict(recorded.outcome)
         self.relay.send(self, recorded.id, outcome)
         return outcome
-
-    async def _bury(self, chosen: Step, event: Event, error: BaseException) -> None:
-        text = f"{type(error).__name__}: {error}"
-        letter, created = await self.dead_letters.get_or_create(
-            order_id=event.order_id,
-            step=chosen.name,
-            defaults={"event": event.to_dict(), "error": text},
-        )
-        if not created:
-            await self.dead_letters.filter(id=letter.id).update(
-                event=event.to_dict(),
-                error=text,
-                failures=F("failures") + 1,
-                replayed_at=None,
-                updated_at=now(),
-            )
 
     async def timeline(self, order_id: str) -> list[dict[str, Any]]:
         """This service's part of an order's timeline."""
@@ -302,52 +339,41 @@ class StepLog:
         return [(row.id, Event.from_dict(row.outcome)) for row in rows]
 
     async def mark_published(self, ids: Sequence[int]) -> None:
-        await self.records.filter(id__in=list(ids)).update(published=True)
+        await batch.set_where(self.service, self.records, "published", True, ids)
 
 
-@dataclass(frozen=True)
-class _Claim:
-    """A step to take for an order, and what taking it does."""
-
-    order_id: str
-    step: str
-    handled: str
-    action: Callable[[], Awaitable[Event | None]]
-    event_id: str | None = None
-    """The event handled, if a step handles one (a command's step does not)."""
-    gave_up: bool = False
-    """The step failed for good: its event went to the dead letters."""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """As the claim's row says it back (a database may spell a UUID its own way)."""
-        return _canonical(self.order_id), self.step
+def _claims(steps: Sequence[tuple[Step, Event]]) -> list[_Claim]:
+    return [
+        _Claim(event, chosen.name, event.name, _deciding(chosen, event), chosen.emits)
+        for chosen, event in steps
+    ]
 
 
-def _outcome(claim: _Claim, acted: Mapping[tuple[str, str], tuple[int, Event | None]]) -> str:
+def _deciding(chosen: Step, event: Event) -> Decide:
+    return lambda book: chosen.run(event, book)
+
+
+def _decided(service: str, claim: _Claim, book: Book) -> Event | None:
+    outcome = claim.decide(book)
+    if outcome is not None and outcome.name not in claim.emits:
+        raise TypeError(f"{service}.{claim.step} emitted undeclared {outcome.name}")
+    return outcome
+
+
+def _first_of_each(claims: Sequence[_Claim]) -> list[_Claim]:
+    """One claim per (order, step): an event twice in a batch is taken once, by the first."""
+    firsts: dict[StepKey, _Claim] = {}
+    for claim in claims:
+        firsts.setdefault(claim.key, claim)
+    return list(firsts.values())
+
+
+def _outcome(claim: _Claim, taken: _Taken) -> str:
     """What a claim came to, for its log line: the event it emitted (or nothing), the step was
     taken before, or it failed for good."""
-    if claim.key not in acted:
+    if claim.key not in taken.fresh:
         return "already taken"
-    if claim.gave_up:
+    if claim.gave_up is not None:
         return "failed"
-    emitted = acted[claim.key][1]
+    emitted = taken.outcomes[claim.key]
     return "nothing" if emitted is None else emitted.name
-
-
-@asynccontextmanager
-async def _after_commit() -> AsyncIterator[None]:
-    """Collect what the steps ask to run after the commit (see `StepLog.after_commit`); run it
-    if the block (the transaction) ended without an error."""
-    waiting: list[Callable[[], None]] = []
-    token = _AFTER_COMMIT.set(waiting)
-    try:
-        yield
-    finally:
-        _AFTER_COMMIT.reset(token)
-    for then in waiting:
-        then()
-
-
-def _canonical(order_id: Any) -> str:
-    return str(UUID(str(order_id)))

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext, _current_context
 
+from sagashop.store.batch import Database
 from sagashop.store.schema import Migrator, SchemaError, migrations_of
 from sagashop.store.tortoise_fix import release_the_connection_when_begin_fails
 
@@ -42,6 +43,10 @@ class Store:
         self.migrations = {name: migrations_of(name) for name in urls} | dict(migrations or {})
         """Each service's package of migrations (`sagashop.store.schema`)."""
         self.tortoise = TortoiseContext()
+        self.databases = {
+            name: Database(name, _sqlite_file(url)) for name, url in self.urls.items()
+        }
+        """Each service's cheap reads, and batches taken on an actor's thread (`Database`)."""
 
     def context(self) -> contextvars.Context:
         """A fresh context for one task: Tortoise finds this store's connections through a
@@ -103,6 +108,8 @@ class Store:
         await self.tortoise.connections.get(service).execute_query("SELECT 1")
 
     async def close(self) -> None:
+        for database in self.databases.values():
+            database.close()
         await self.tortoise.close_connections()
         if Store._open is self:
             Store._open = None
@@ -118,5 +125,12 @@ class Store:
 
 
 def _make_sqlite_directory(url: str) -> None:
+    if (path := _sqlite_file(url)) is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL, or SQLite in memory)."""
     if url.startswith("sqlite://") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite://").split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+        return url.removeprefix("sqlite://").split("?")[0]
+    return None

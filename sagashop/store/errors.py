@@ -1,10 +1,12 @@
 """The store's errors as the rest of the system sees them: a conflict (take the step again) or
-the database being away for a while. Nothing past this edge knows Tortoise's or asyncpg's."""
+the database being away for a while. Nothing past this edge knows Tortoise's, asyncpg's or
+sqlite3's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+import sqlite3
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar
 
 import asyncpg
@@ -14,16 +16,26 @@ T = TypeVar("T")
 
 
 class StoreConflict(Exception):
-    """A unique constraint refused a write: another delivery or process got there first."""
+    """Another writer got there first: a unique constraint refused a write, or rows changed
+    since a batch read them. Taken again, the step sees what the other did."""
 
 
 class StoreUnavailable(Exception):
     """The database could not be reached or dropped the connection: it may be back soon."""
 
 
+_CONFLICTS: tuple[type[BaseException], ...] = (
+    IntegrityError,
+    sqlite3.IntegrityError,
+    # raised as they are by the batches, which run on asyncpg's own connection:
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.SerializationError,
+)
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
     DBConnectionError,
     OperationalError,
+    sqlite3.OperationalError,  # "database is locked" past the busy timeout, among others
     # asyncpg lets these through untranslated when PostgreSQL drops a connection:
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
@@ -35,9 +47,16 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 @asynccontextmanager
 async def store_errors() -> AsyncIterator[None]:
     """Raise the store's errors as `StoreConflict` or `StoreUnavailable` (the cause kept)."""
+    with store_errors_here():
+        yield
+
+
+@contextmanager
+def store_errors_here() -> Iterator[None]:
+    """`store_errors`, for work done on a thread of its own (no await)."""
     try:
         yield
-    except IntegrityError as error:
+    except _CONFLICTS as error:
         raise StoreConflict(str(error)) from error
     except _UNAVAILABLE as error:
         raise StoreUnavailable(f"{type(error).__name__}: {error}") from error

@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 from sagashop.store.reservations import Reservation
 
@@ -38,3 +39,7 @@ class SlotReservation(Reservation):
 
 
 InventoryStep, InventoryDeadLetter = journal_tables("inventory", __name__)
+
+BAGS = Keyed(Bag, by=("user_id",))
+HOLDS = Keyed(SlotReservation, by=("order_id",))
+PILES = Keyed(BagItem, by=("user_id", "item_id"), key=("user_id", "item_id"))

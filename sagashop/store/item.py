@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 from sagashop.store.reservations import Reservation
 
@@ -29,3 +30,6 @@ class StockReservation(Reservation):
 
 
 ItemStep, ItemDeadLetter = journal_tables("item", __name__)
+
+ITEMS = Keyed(Item, by=("item_id",))
+HOLDS = Keyed(StockReservation, by=("order_id",))

@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 
 
@@ -19,3 +20,5 @@ class Notification(Model):
 
 
 NotificationStep, NotificationDeadLetter = journal_tables("notification", __name__)
+
+NOTIFICATIONS = Keyed(Notification, by=("order_id",), key=("order_id",), read=False)

@@ -5,6 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 
 
@@ -55,3 +56,5 @@ class Order(Model):
 
 
 OrderStep, OrderDeadLetter = journal_tables("order", __name__)
+
+ORDERS = Keyed(Order, by=("order_id",))

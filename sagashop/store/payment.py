@@ -5,6 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 
 
@@ -30,3 +31,5 @@ class Payment(Model):
 
 
 PaymentStep, PaymentDeadLetter = journal_tables("payment", __name__)
+
+PAYMENTS = Keyed(Payment, by=("order_id",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -28,9 +29,14 @@ async def found(model: type[M], what: str, row_id: str) -> M:
 
 def as_json(row: Model, *skip: str) -> dict[str, Any]:
     """A row as the API shows it: camelCase keys, ids and times as text."""
+    return shown(type(row), {name: getattr(row, name) for name in row._meta.fields_map}, *skip)
+
+
+def shown(model: type[Model], values: Mapping[str, Any], *skip: str) -> dict[str, Any]:
+    """A row's values (by field name) as the API shows them; see `as_json`."""
     return {
-        _camel(name): json_value(getattr(row, name))
-        for name in row._meta.fields_map
+        _camel(name): json_value(values[name])
+        for name in model._meta.fields_map
         if name not in skip
     }
 

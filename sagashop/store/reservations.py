@@ -1,15 +1,16 @@
-"""What a service holds for one order: the shape the user, inventory and item services share."""
+"""What a service holds for one order: the shape the user, inventory and item services share,
+and the moves a reservation makes, as a step takes them on the batch's rows (`Book`)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Self
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
-from sagashop.store.render import now
-from sagashop.store.rows import insert_once
+from sagashop.events import Event
+from sagashop.store.book import Book, Keyed, Row
 
 
 class ReservationState(StrEnum):
@@ -28,7 +29,7 @@ class Reservation(Model):
     """What a service holds for one order: reserved, then confirmed or released.
 
     The order id is the primary key, so an action and its compensation can never both take
-    effect: whichever commits second finds the row the first one wrote.
+    effect: whichever comes second finds the row the first one wrote.
     """
 
     order_id = fields.UUIDField(primary_key=True)
@@ -39,40 +40,36 @@ class Reservation(Model):
     class Meta:
         abstract = True
 
-    @classmethod
-    async def hold(cls, order_id: str, **columns: Any) -> bool:
-        """Hold for the order, unless it has a row here already (voided by a compensation that
-        came first): one statement either way. Whether it holds now."""
-        row = cls(order_id=order_id, state=ReservationState.RESERVED, **columns)
-        return await insert_once(row)
 
-    @classmethod
-    async def unhold(cls, order_id: str) -> None:
-        """Take back a hold whose action was refused, in the same transaction."""
-        await cls.filter(order_id=order_id, state=ReservationState.RESERVED).delete()
+def cancelled_first(book: Book, holds: Keyed, event: Event) -> bool:
+    """Whether the order has a row here before its action: a compensation came first and
+    voided it, so the action is refused."""
+    return book.get(holds, event) is not None
 
-    @classmethod
-    async def release(cls, order_id: str, **columns: Any) -> Self | None:
-        """Close the order's reservation; return it if it held something to give back.
 
-        With nothing held yet, record a void (with `columns`), so the action, should it still
-        arrive, is refused instead of holding something for an order that is gone.
-        """
-        held = await cls.get_or_none(order_id=order_id)
-        if held is None:
-            await cls.create(order_id=order_id, state=ReservationState.VOIDED, **columns)
-            return None
-        return held if await cls._move(order_id, ReservationState.RELEASED) else None
+def hold(book: Book, holds: Keyed, event: Event, **columns: Any) -> None:
+    book.insert(holds, event, state=ReservationState.RESERVED, **columns)
 
-    @classmethod
-    async def confirm(cls, order_id: str) -> bool:
-        """Mark what the order holds as spent; whether it held anything."""
-        return await cls._move(order_id, ReservationState.CONFIRMED)
 
-    @classmethod
-    async def _move(cls, order_id: str, to: ReservationState) -> bool:
-        return bool(
-            await cls.filter(order_id=order_id, state=ReservationState.RESERVED).update(
-                state=to, updated_at=now()
-            )
-        )
+def release(book: Book, holds: Keyed, event: Event, **columns: Any) -> Row | None:
+    """Close the order's reservation; return it if it held something to give back.
+
+    With nothing held yet, record a void (with `columns`), so the action, should it still
+    arrive, is refused instead of holding something for an order that is gone."""
+    held = book.get(holds, event)
+    if held is None:
+        book.insert(holds, event, state=ReservationState.VOIDED, **columns)
+        return None
+    if held.state is not ReservationState.RESERVED:
+        return None
+    book.set(held, state=ReservationState.RELEASED)
+    return held
+
+
+def confirm(book: Book, holds: Keyed, event: Event) -> bool:
+    """Mark what the order holds as spent; whether it held anything."""
+    held = book.get(holds, event)
+    if held is None or held.state is not ReservationState.RESERVED:
+        return False
+    book.set(held, state=ReservationState.CONFIRMED)
+    return True

@@ -52,9 +52,15 @@ class FaultInjection:
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """A dropped event counts as taken by one receiver, as if lost after Redis took it."""
-        copies = [self.faults.copies(event, self._draw.random()) for event in events]
-        self.counts.dropped += copies.count(0)
-        self.counts.duplicated += copies.count(2)
+        copies = self.copies(events)
         sent = [event for event, n in zip(events, copies, strict=True) for _ in range(n)]
         taken = iter(await self.inner.publish(sent))
         return [1 if n == 0 else max(next(taken) for _ in range(n)) for n in copies]
+
+    def copies(self, events: Sequence[Event]) -> list[int]:
+        """How many times each event is to be sent (0: lost), counted: for events handed to
+        this process's own services too, which the same faults reach."""
+        copies = [self.faults.copies(event, self._draw.random()) for event in events]
+        self.counts.dropped += copies.count(0)
+        self.counts.duplicated += copies.count(2)
+        return copies

@@ -30,7 +30,7 @@ async def steps(
                 service.name: url or f"sqlite://{data_dir / service.name}.sqlite3?{SQLITE_PRAGMAS}"
                 for service in SERVICES
             },
-            {service.name: service.tables for service in SERVICES},
+            {service.name: service.models for service in SERVICES},
         )
         loop = asyncio.get_running_loop()
         try:

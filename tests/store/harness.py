@@ -68,7 +68,9 @@ class Steps:
         self.payments = PaymentMock(failure_rate=0.0, test_controls=True)
         self.metrics = Metrics("pubsub", [service.name for service in SERVICES], saga_deadline=30)
         self.logs = {
-            service.name: StepLog(service.name, service.records, service.dead_letters, self.relay)
+            service.name: StepLog(
+                service.name, service.records, service.dead_letters, self.relay, service.tables
+            )
             for service in SERVICES
         }
         self.services = {service.name: self.bind(service.name) for service in SERVICES}
@@ -124,7 +126,14 @@ class Steps:
         return chosen
 
     async def command(self, service: str, request: Request, **args: Any) -> Any:
-        return await self.within(self.services[service].commands[request](**args))
+        """Run a command as the service's actor would (a batched one in a batch of its own)."""
+        target = self.services[service]
+        if request not in target.batched:
+            return await self.within(target.commands[request](**args))
+        (answer,) = await self.within(target.batched[request]([args]))
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     async def query(self, service: str, request: Request, **args: Any) -> Any:
         return await self.within(self.services[service].queries[request](**args))

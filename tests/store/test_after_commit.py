@@ -1,37 +1,42 @@
-"""`StepLog.after_commit`: what a step asks to run once its transaction committed runs then, and
-never for a transaction rolled back, so a batch taken again one step at a time counts once."""
+"""`Book.after_commit`: what a step asks to run once its batch committed runs then, and never
+for a batch rolled back, so a batch taken again one step at a time counts once."""
 
 from __future__ import annotations
 
 import pytest
 
-from sagashop.events import Event, EventName, new_id
+from sagashop.events import Event, EventName
 from sagashop.requests import Request
 from sagashop.saga import step
+from sagashop.store.book import Book
 from tests.store.harness import Purchase, Steps
 
 
 async def test_what_a_step_asks_for_runs_once_it_committed(steps: Steps) -> None:
-    log, ran = steps.logs["order"], []
+    purchase, ran = await steps.purchase(), []
 
-    async def act() -> None:
-        log.after_commit(lambda: ran.append("after"))
+    def act(book: Book) -> None:
+        book.after_commit(lambda: ran.append("after"))
         ran.append("acting")
 
-    await steps.within(log.record(new_id(), "try", "a test", act))
+    await steps.within(
+        steps.logs["order"].record(purchase.created, "try", "a test", act, frozenset())
+    )
 
     assert ran == ["acting", "after"]
 
 
 async def test_a_step_rolled_back_runs_nothing_after(steps: Steps) -> None:
-    log, ran = steps.logs["order"], []
+    purchase, ran = await steps.purchase(), []
 
-    async def act() -> None:
-        log.after_commit(lambda: ran.append("after"))
+    def act(book: Book) -> None:
+        book.after_commit(lambda: ran.append("after"))
         raise ZeroDivisionError("a bug")
 
     with pytest.raises(ZeroDivisionError):
-        await steps.within(log.record(new_id(), "try", "a test", act))
+        await steps.within(
+            steps.logs["order"].record(purchase.created, "try", "a test", act, frozenset())
+        )
 
     assert ran == []
 
@@ -55,7 +60,7 @@ async def test_an_order_completed_in_a_batch_rolled_back_is_counted_once(steps: 
     (_, paid), (other, _) = await placed(steps), await placed(steps)
     complete = steps.step("order", EventName.PAYMENT_PROCESSED)
 
-    async def boom(event: Event) -> None:
+    def boom(event: Event, book: Book) -> None:
         raise ZeroDivisionError("a bug in the same batch")
 
     poison = step("poison", on=[EventName.NOTIFICATION_SENT], run=boom)

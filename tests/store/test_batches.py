@@ -7,17 +7,19 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pykka
 import pytest
 
 from sagashop.actors.user import reserve_balance
-from sagashop.events import Event, EventName
+from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics
 from sagashop.saga import Service, Step, step
 from sagashop.saga.actor import HandleEvents, ServiceActor
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.retry import RetryPolicy
+from sagashop.store.book import Book
 from tests.store.harness import Purchase, Steps
 
 
@@ -72,11 +74,11 @@ class Poisoned:
         self.order_id = order_id
         self.attempts = 0
 
-    async def __call__(self, event: Event) -> Event:
+    def __call__(self, event: Event, book: Book) -> Event:
         if event.order_id == self.order_id:
             self.attempts += 1
             raise ZeroDivisionError("a bug that only this order meets")
-        return await reserve_balance(event)
+        return reserve_balance(event, book)
 
 
 def poisoned_user(steps: Steps, poison: Poisoned) -> Service:
@@ -84,9 +86,7 @@ def poisoned_user(steps: Steps, poison: Poisoned) -> Service:
     reserve = declared.step_for(EventName.ORDER_CREATED)
     assert reserve is not None
     bad = step(reserve.name, reserve.on, poison, reserve.emits, reserve.fails_as)
-    return Service(
-        declared.name, declared.records, declared.dead_letters, (bad, *declared.steps[1:])
-    )
+    return replace(declared, steps=(bad, *declared.steps[1:]))
 
 
 async def test_a_poison_event_rolls_its_whole_batch_back(steps: Steps) -> None:
@@ -157,5 +157,71 @@ async def test_an_order_id_spelt_in_capitals_is_still_taken_once(steps: Steps) -
 
     assert first is not None
     assert first.name == EventName.BALANCE_RESERVED
-    assert again == first
+    assert again is not None
+    assert again.event_id == first.event_id, "the recorded outcome, replayed"
+    assert again.order_id == purchase.order_id, "read back in the id's one spelling"
     assert await steps.held("user", purchase.order_id) == "reserved"
+
+
+def one_batch_of(steps: Steps, service: str, events: list[Event]) -> Any:
+    chosen = [(steps.step(service, event.name), event) for event in events]
+    return steps.within(steps.logs[service].run_all(chosen))
+
+
+def for_new_orders(purchase: Purchase, name: EventName, *quantities: int) -> list[Event]:
+    """Events of this purchase's user and item, each for an order of its own."""
+    return [
+        Event(name, new_id(), purchase.user_id, purchase.item_id, quantity=n, amount=1_000 * n)
+        for n in quantities
+    ]
+
+
+@pytest.mark.parametrize("refused_first", [False, True], ids=["accepted first", "refused first"])
+async def test_a_batch_mixing_what_a_player_can_and_cannot_afford_takes_exactly_the_first(
+    steps: Steps, refused_first: bool
+) -> None:
+    purchase = await steps.purchase(balance=3_000, price=1_000)
+    fits, too_much = for_new_orders(purchase, EventName.ORDER_CREATED, 2, 4)
+    batch = [too_much, fits] if refused_first else [fits, too_much]
+
+    outcomes = await one_batch_of(steps, "user", batch)
+
+    names = [outcome.name for outcome in outcomes]
+    assert names == (
+        ["balance.rejected", "balance.reserved"]
+        if refused_first
+        else ["balance.reserved", "balance.rejected"]
+    )
+    assert (await steps.holdings(purchase)).balance == 1_000
+
+
+@pytest.mark.parametrize("sizes", [(2, 3), (3, 2)], ids=["smaller first", "larger first"])
+async def test_a_batch_asking_for_more_than_an_items_stock_gives_it_to_the_first(
+    steps: Steps, sizes: tuple[int, int]
+) -> None:
+    purchase = await steps.purchase(stock=3)
+    first, second = for_new_orders(purchase, EventName.INVENTORY_RESERVED, *sizes)
+
+    outcomes = await one_batch_of(steps, "item", [first, second])
+
+    assert [outcome.name for outcome in outcomes] == ["item.reserved", "item.rejected"]
+    assert outcomes[1].reason == (
+        f"item: out of stock: {3 - first.quantity} left, {second.quantity} requested"
+    )
+    assert (await steps.holdings(purchase)).stock == 3 - first.quantity
+
+
+@pytest.mark.parametrize("sizes", [(15, 8), (8, 15)], ids=["larger first", "smaller first"])
+async def test_a_batch_filling_one_bag_gives_its_free_slots_to_the_first(
+    steps: Steps, sizes: tuple[int, int]
+) -> None:
+    purchase = await steps.purchase()
+    first, second = for_new_orders(purchase, EventName.BALANCE_RESERVED, *sizes)
+
+    outcomes = await one_batch_of(steps, "inventory", [first, second])
+
+    assert [outcome.name for outcome in outcomes] == ["inventory.reserved", "inventory.rejected"]
+    assert outcomes[1].reason == (
+        f"inventory: bag is full: {20 - first.quantity} free slots, {second.quantity} needed"
+    )
+    assert (await steps.holdings(purchase)).free == 20 - first.quantity

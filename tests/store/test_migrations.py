@@ -27,7 +27,7 @@ from tests.stores import BEFORE_MIGRATIONS, facts, shape, written_before_migrati
 from tests.support import BACKENDS, database
 
 T = TypeVar("T")
-TABLES = {service.name: service.tables for service in SERVICES}
+TABLES = {service.name: service.models for service in SERVICES}
 ORDER_MIGRATIONS = sorted(p.stem for p in Path(order_migrations.__path__[0]).glob("0*.py"))
 
 

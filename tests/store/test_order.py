@@ -22,16 +22,19 @@ PLACE = Request.PLACE_ORDER
 async def place(
     steps: Steps, purchase: Purchase, quantity: int | None = None, order: Service | None = None
 ) -> dict[str, Any]:
-    """Place the purchase's order (its quantity unless told otherwise) as `POST /orders` does."""
-    placing = (order or steps.services["order"]).commands[PLACE]
-    placed: dict[str, Any] = await steps.within(
-        placing(
-            order_id=purchase.order_id,
-            user_id=purchase.user_id,
-            item_id=purchase.item_id,
-            quantity=purchase.created.quantity if quantity is None else quantity,
-        )
-    )
+    """Place the purchase's order (its quantity unless told otherwise) as `POST /orders` does,
+    in a batch of its own."""
+    placing = (order or steps.services["order"]).batched[PLACE]
+    asked = {
+        "order_id": purchase.order_id,
+        "user_id": purchase.user_id,
+        "item_id": purchase.item_id,
+        "quantity": purchase.created.quantity if quantity is None else quantity,
+    }
+    (placed,) = await steps.within(placing([asked]))
+    if isinstance(placed, BaseException):
+        raise placed
+    assert isinstance(placed, dict)
     return placed
 
 

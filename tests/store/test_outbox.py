@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sagashop.events import Event, EventName
 from sagashop.saga import StepLog
 from sagashop.saga.outbox import Relay
-from sagashop.store.user import UserDeadLetter, UserStep
+from sagashop.store.user import HOLDS, USERS, UserDeadLetter, UserStep
 from tests.store.harness import Steps
 
 
@@ -105,7 +105,7 @@ async def test_the_relay_publishes_an_outcome_and_marks_it_published(steps: Step
         return [1] * len(events)
 
     relay = Relay(publish, resend_every=3600.0)
-    log = StepLog("user", UserStep, UserDeadLetter, relay)
+    log = StepLog("user", UserStep, UserDeadLetter, relay, (USERS, HOLDS))
     purchase = await steps.purchase()
     reserved = await steps.within(
         log.run(steps.step("user", EventName.ORDER_CREATED), purchase.created)

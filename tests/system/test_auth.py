@@ -179,7 +179,7 @@ async def test_a_player_reads_only_their_own_user(shop: Shop, world: World, what
     assert (status, answer["error"]["code"]) == (403, "forbidden")
 
 
-@pytest.mark.parametrize("suffix", ["", "/status"])
+@pytest.mark.parametrize("suffix", ["", "/status", "/timeline"])
 async def test_another_players_order_does_not_exist_for_you(
     shop: Shop, world: World, suffix: str
 ) -> None:

@@ -5,6 +5,7 @@ not its verdict."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from rich.progress import Progress
 
 from sagashop.bench.load import LOST, BenchError, Buyer, Outcome, drive
-from sagashop.bench.run import bench, measure, require_empty
+from sagashop.bench.run import Clients, bench, measure, require_empty
 from sagashop.bench.scenarios import make_plan
 from sagashop.config import Settings
 from tests.support import Shop, on_systems
@@ -53,10 +54,26 @@ async def test_uniform_purchases_end_and_are_counted_by_how_they_ended(shop: Sho
 async def test_clients_that_poll_see_every_purchase_end(shop: Shop) -> None:
     plan = make_plan("uniform", purchases=20, concurrency=5)
 
-    run = await measure(plan, [front_door(shop)], DEADLINE, quiet(), poll_every=0.02)
+    run = await measure(plan, [front_door(shop)], DEADLINE, quiet(), Clients(poll_every=0.02))
 
     assert run.failures() == []
     assert run.statuses == {"COMPLETED": 20}
+
+
+@on_one_system
+async def test_clients_that_poll_the_order_as_the_original_ones_do_see_every_purchase_end(
+    shop: Shop,
+) -> None:
+    plan = make_plan("uniform", purchases=10, concurrency=5)
+    clients = Clients(poll_every=0.02, read_order=True)
+
+    run = await measure(plan, [front_door(shop)], DEADLINE, quiet(), clients)
+
+    assert run.failures() == []
+    assert run.statuses == {"COMPLETED": 10}
+    assert run.cpu.servers is not None
+    assert run.cpu.servers > 0
+    assert run.cpu.redis is None  # the bench was not told which Redis
 
 
 @on_one_system
@@ -81,7 +98,7 @@ async def test_a_flash_sale_on_a_system_the_bench_starts_sells_exactly_its_stock
     plan = make_plan("flash-sale", purchases=24, users=6, stock=4, concurrency=8)
     settings = Settings(payment_failure_rate=0.0, log_level="WARNING")
 
-    run = await bench(plan, settings, [], 2, DEADLINE, quiet())
+    run = await bench(plan, replace(settings, processes=2), [], DEADLINE, quiet())
 
     assert run.processes == 2
     assert run.failures() == []
@@ -95,6 +112,9 @@ async def test_a_flash_sale_on_a_system_the_bench_starts_sells_exactly_its_stock
         "in flight": 0,
     }
     assert (run.vitals.peak_rss_bytes or 0) > 0
+    assert run.cpu.servers is not None
+    assert run.cpu.servers > 0
+    assert run.cpu.redis is not None, "the bench's own Redis is measured (/proc: in 10 ms ticks)"
     p50, p95, p99 = run.latency_ms.values()
     assert None not in (p50, p95, p99)
     assert 0 < p50 <= p95 <= p99  # type: ignore[operator]

@@ -18,6 +18,7 @@ from sagashop.events import Event
 from sagashop.events import EventName as E
 from sagashop.saga import Service
 from sagashop.saga.declare import StepAction
+from sagashop.store.book import Book
 from tests.support import (
     BACKENDS,
     Shop,
@@ -37,10 +38,10 @@ BROKEN_FILL: set[str] = set()
 
 
 def breaking(run: StepAction, broken: set[str]) -> StepAction:
-    async def run_unless_broken(event: Event) -> Event | None:
+    def run_unless_broken(event: Event, book: Book) -> Event | None:
         if event.item_id in broken:
             raise RuntimeError("simulated bug")
-        return await run(event)
+        return run(event, book)
 
     return run_unless_broken
 

@@ -19,6 +19,7 @@ from sagashop.events import Event
 from sagashop.logs import JsonFormatter
 from sagashop.saga import Service
 from sagashop.saga.declare import StepAction
+from sagashop.store.book import Book
 from tests.support import Shop, eventually, make_settings, started_shop
 
 FIELDS = ("order_id", "event_id", "service", "step", "outcome")
@@ -30,10 +31,10 @@ def crashing_on_cursed(service: Service) -> Service:
     """The service, its reserve step crashing on cursed items."""
 
     def wrapped(run: StepAction) -> StepAction:
-        async def run_unless_cursed(event: Event) -> Event | None:
+        def run_unless_cursed(event: Event, book: Book) -> Event | None:
             if event.item_id in CURSED:
                 raise RuntimeError("simulated bug")
-            return await run(event)
+            return run(event, book)
 
         return run_unless_cursed
 

@@ -13,7 +13,9 @@ from tests.support import Shop, on_systems
 pytestmark = on_systems("sqlite-pubsub")
 
 
-@pytest.mark.parametrize("path", ["/orders/{}/status?wait=20", "/orders/{}?wait=20"])
+@pytest.mark.parametrize(
+    "path", ["/orders/{}/status?wait=20", "/orders/{}?wait=20", "/orders/{}/timeline?wait=20"]
+)
 async def test_one_waiting_read_gets_the_outcome(shop: Shop, path: str) -> None:
     user, item = await shop.new_user(), await shop.new_item()
     placed = await shop.buy(user, item)
@@ -53,6 +55,7 @@ async def test_a_bad_wait_is_refused(shop: Shop, wait: str) -> None:
     for path in (
         f"/orders/{placed['id']}?wait={wait}",
         f"/orders/{placed['id']}/status?wait={wait}",
+        f"/orders/{placed['id']}/timeline?wait={wait}",
     ):
         status, body = await shop.call("GET", path)
         error = body["error"]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from sagashop import config
-from sagashop.actors import SERVICE_NAMES
 from sagashop.actors.inventory import BAG_SLOTS
 from sagashop.bench import run as bench
+from sagashop.bench.cpu import CpuSample, CpuSpent, metric_sum
 from sagashop.bench.figures import Figures, Vitals, percentile, reason_summary, vitals_of
 from sagashop.bench.load import LOST, REFUSED, Outcome
 from sagashop.bench.scenarios import (
@@ -24,9 +24,9 @@ from sagashop.bench.scenarios import (
     make_plan,
     users_for,
 )
-from sagashop.bench.system import shares
 
 GOOD_AUDIT = {"ok": True, "counts": {"orders": 3}, "violations": []}
+NO_CPU = CpuSpent(None, None)
 DECLINED = "payment: declined by the mock provider"
 
 
@@ -36,7 +36,7 @@ def figures(
     audit: dict[str, Any] | None = None,
     seconds: float = 2.0,
 ) -> Figures:
-    return Figures(plan, 1, outcomes, seconds, audit or GOOD_AUDIT, 0.1, Vitals())
+    return Figures(plan, 1, outcomes, seconds, audit or GOOD_AUDIT, 0.1, Vitals(), NO_CPU)
 
 
 def completed(seconds: float = 0.1) -> Outcome:
@@ -191,19 +191,11 @@ def test_vitals_sum_the_peak_memory_and_take_the_longest_lag_over_the_processes(
         {"loop": {"maxLagMs": 9.0}, "memory": {"rssBytes": None, "peakRssBytes": 200}},
     ]
     assert vitals_of(new, []) == Vitals(300, 9.0)
+    assert vitals_of(new, [100, 50, 25]) == Vitals(175, 9.0), "every process the bench started"
     old = [{"status": "ok"}, {"status": "ok"}]
     assert vitals_of(old, []) == Vitals(None, None)
     assert vitals_of(old, [100, 50]) == Vitals(150, None)
     assert vitals_of(old, [100, None]) == Vitals(None, None)
-
-
-def test_the_services_are_dealt_round_robin_over_the_processes() -> None:
-    assert shares(1) == [",".join(SERVICE_NAMES)]
-    assert shares(2) == ["order,inventory,payment", "user,item,notification"]
-    for processes in (1, 2, 3, 4, 6, 8):
-        dealt = ",".join(share for share in shares(processes) if share != "none").split(",")
-        assert sorted(dealt) == sorted(SERVICE_NAMES)
-    assert shares(8)[6:] == ["none", "none"]
 
 
 def test_the_json_holds_the_figures_and_the_verdict() -> None:
@@ -215,6 +207,41 @@ def test_the_json_holds_the_figures_and_the_verdict() -> None:
     assert (shown["peakRssBytes"], shown["maxLoopLagMs"]) == (None, None)
     assert shown["ok"] is False
     assert shown["failures"][0].startswith("1 order(s) lost")
+
+
+def test_the_cpu_a_purchase_costs_is_the_servers_and_redis_over_the_purchases_placed() -> None:
+    spent = CpuSpent.between(CpuSample(10.0, 2.0), CpuSample(10.5, 2.1))
+    run = Figures(
+        make_plan("uniform", purchases=2),
+        1,
+        [completed(), Outcome(LOST)],
+        1.0,
+        GOOD_AUDIT,
+        0.1,
+        Vitals(),
+        spent,
+    )
+    assert run.cpu_ms_per_purchase() == pytest.approx({"server": 300.0, "redis": 50.0})
+    assert json.loads(json.dumps(run.to_dict()))["cpuMsPerPurchase"] == {
+        "server": 300.0,
+        "redis": 50.0,
+    }
+    unknown = CpuSpent.between(CpuSample(None, 2.0), CpuSample(10.5, 2.1))
+    assert (unknown.servers, unknown.total) == (None, None)
+    assert CpuSpent.between(CpuSample(1.0, None), CpuSample(1.5, None)).total == 0.5
+
+
+def test_a_metric_is_summed_over_its_labels_and_no_other_metric() -> None:
+    text = (
+        "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+        "process_cpu_seconds_total 12.5\n"
+        'sagashop_steps_total{service="user",step="reserve"} 3.0\n'
+        'sagashop_steps_total{service="item",step="sell"} 4.0\n'
+        'sagashop_steps_total_created{service="item",step="sell"} 1.7e9\n'
+    )
+    assert metric_sum(text, "process_cpu_seconds_total") == 12.5
+    assert metric_sum(text, "sagashop_steps_total") == 7.0
+    assert metric_sum(text, "sagashop_sagas_started_total") is None
 
 
 def run_command(argv: list[str]) -> int:
@@ -230,6 +257,5 @@ def test_a_flash_sale_with_declined_payments_is_refused_before_anything_starts(
 ) -> None:
     assert run_command(["--scenario", "flash-sale", "--payment-failure-rate", "0.1"]) == 2
     assert "--payment-failure-rate 0" in capsys.readouterr().err
-    assert run_command(["--processes", "0"]) == 2
     assert run_command(["--poll-every", "0"]) == 2
     assert "--poll-every" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The layout tells the architecture, and these keep it so: no import cycle, `actors/` holds the
-six services and nothing else, and only the store knows the database driver's errors."""
+six services and nothing else, and only the store knows the database drivers (its errors
+translate theirs, and its batches run on their connections)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def test_actors_holds_the_six_services_and_nothing_else() -> None:
 
 def test_only_the_store_knows_the_database_drivers() -> None:
     known = modules()
-    drivers = {"asyncpg", "tortoise.exceptions", "aiosqlite"}
+    drivers = {"asyncpg", "tortoise.exceptions", "aiosqlite", "sqlite3"}
     knowing = sorted(
         name
         for name, tree in known.items()
@@ -63,4 +64,4 @@ def test_only_the_store_knows_the_database_drivers() -> None:
             for node in ast.walk(tree)
         )
     )
-    assert knowing == ["sagashop.store.errors"]
+    assert knowing == ["sagashop.store.batch", "sagashop.store.errors"]

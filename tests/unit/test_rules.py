@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
 from sagashop.actors import inventory, item, notification, user
+from sagashop.actors.order import Deadlines, next_look, past_deadline
 from sagashop.actors.payment import PaymentMock
 from sagashop.events import Event, EventName
+from sagashop.store.order import Owed
 
 
 def test_a_user_can_pay_only_if_known_active_and_rich_enough() -> None:
@@ -54,3 +57,54 @@ def test_the_user_is_told_how_the_purchase_ended() -> None:
         "Your purchase of 2 x item sword was cancelled and nothing was charged: "
         "item: out of stock: 1 left, 2 requested",
     )
+
+
+@pytest.mark.parametrize(
+    ("nudges", "seconds"),
+    [(0, 5), (1, 10), (2, 20), (3, 20), (40, 20)],
+)
+def test_a_stalled_saga_is_asked_again_doubling_up_to_a_quarter_of_its_deadline(
+    nudges: int, seconds: float
+) -> None:
+    assert Deadlines(saga=80, first_nudge=5).wait(nudges) == timedelta(seconds=seconds)
+
+
+def test_a_short_deadline_still_waits_its_first_nudge() -> None:
+    assert Deadlines(saga=8, first_nudge=5).wait(3) == timedelta(seconds=5)
+
+
+START = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("owes", "after", "expired"),
+    [
+        (Owed.OUTCOME, 29.999, False),
+        (Owed.OUTCOME, 30, True),
+        (Owed.OUTCOME, 3_600, True),
+        (Owed.UNDOING, 3_600, False),
+        (Owed.SETTLING, 3_600, False),
+        (None, 3_600, False),
+    ],
+)
+def test_only_a_saga_still_waiting_for_its_outcome_runs_out_of_time(
+    owes: Owed | None, after: float, expired: bool
+) -> None:
+    order = SimpleNamespace(owes=owes, deadline_at=START + timedelta(seconds=30), backoff=0)
+    assert past_deadline(order, START + timedelta(seconds=after)) is expired
+
+
+@pytest.mark.parametrize(
+    ("owes", "backoff", "looks_after"),
+    [
+        (Owed.OUTCOME, 0, 10),  # 2 x 5 s
+        (Owed.OUTCOME, 2, 12),  # 20 s, but the deadline comes first
+        (Owed.SETTLING, 2, 20),  # past the deadline nothing caps it but a quarter of it
+    ],
+)
+def test_the_sweep_looks_again_later_but_never_past_a_running_sagas_deadline(
+    owes: Owed, backoff: int, looks_after: float
+) -> None:
+    deadlines = Deadlines(saga=80, first_nudge=5)
+    order = SimpleNamespace(owes=owes, deadline_at=START + timedelta(seconds=12), backoff=backoff)
+    assert next_look(order, deadlines, START) == START + timedelta(seconds=looks_after)

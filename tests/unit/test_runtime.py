@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 from sagashop.errors import Conflict, NotFound
 from sagashop.events import Event, EventName
 from sagashop.requests import Request
-from sagashop.saga import Contention, Service, inject, step
+from sagashop.saga import Service, inject, step
 from sagashop.saga.actor import Call, HandleEvents, Mailbox
 from sagashop.saga.retry import RetryPolicy
 from sagashop.store.errors import StoreConflict, StoreUnavailable, translated
@@ -20,7 +20,7 @@ from sagashop.store.user import UserDeadLetter, UserStep
 FAST = RetryPolicy(attempts=3, conflicts=4, transient_budget=0.05, first_delay=0.001)
 
 
-async def nothing(event: Event) -> None:
+def nothing(event: Event, book: object) -> None:
     return None
 
 
@@ -36,7 +36,7 @@ def failing(errors: list[Exception]) -> Callable[[], str]:
 def test_conflicts_and_passing_errors_are_retried() -> None:
     assert (
         FAST.call(
-            failing([StoreConflict("dup"), Contention("moved"), StoreUnavailable("locked")]),
+            failing([StoreConflict("dup"), StoreConflict("moved"), StoreUnavailable("locked")]),
             "test",
         )
         == "done"

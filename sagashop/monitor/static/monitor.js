@@ -270,7 +270,7 @@ function select(orderId) {
 }
 
 async function showTimeline(orderId) {
-  const order = await getJson(`/orders/${orderId}`);
+  const order = await getJson(`/orders/${orderId}/timeline`);
   if (orderId !== state.selected) return;
   $("timeline-title").textContent = `order ${order.id}`;
   const why = order.failureReason ? `: ${order.failureReason}` : "";
