@@ -37,6 +37,7 @@ from sagashop.saga.loop import LoopBridge
 from sagashop.saga.outbox import Relay
 from sagashop.saga.retry import RetryPolicy
 from sagashop.store import Store
+from sagashop.store.errors import translated
 from sagashop.store.facts import snapshot
 from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
@@ -259,8 +260,8 @@ class Node:
         if request in target.queries:
             query = target.queries[Request(request)]
             if request == Request.AUDIT_FACTS:
-                return await self.loop.spawn(_in_snapshot(service, query, args))
-            return await self.loop.spawn(query(**args))
+                return await self.loop.spawn(translated(_in_snapshot(service, query, args)))
+            return await self.loop.spawn(translated(query(**args)))
         if request in target.commands or request in target.batched:
             reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self.actors[service].tell(Call(Request(request), args, reply))

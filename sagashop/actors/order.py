@@ -33,7 +33,7 @@ from sagashop.events import Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.requests import Request
 from sagashop.saga import Service, StepLog, step
-from sagashop.store.book import Book, Row, values
+from sagashop.store.book import Book, Row, canonical_uuid, values
 from sagashop.store.facts import table
 from sagashop.store.order import ORDERS, Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
 from sagashop.store.pages import NEWEST_FIRST, PAGE, Position, page
@@ -85,15 +85,17 @@ async def place_orders(
         for order, answer in zip(orders, answers, strict=True)
         if answer is None
     ]
-    outcomes = iter(
-        await step_log.record_all(
-            [(o.created, "create", "place_order", o, _emits(o.created)) for o in opening]
-        )
+    outcomes = await step_log.record_all(
+        [(o.created, "create", "place_order", o, _emits(o.created)) for o in opening]
     )
-    placed = iter(opening)
+    opened = [o.opened(outcome) for o, outcome in zip(opening, outcomes, strict=True)]
+    again = [o.created.order_id for o, new in zip(opening, opened, strict=True) if not new]
+    before = await _placed_before(again, step_log)
+    taken = iter(zip(opening, opened, strict=True))
     for n, order in enumerate(orders):
         if answers[n] is None:
-            answers[n] = await _placed(next(placed), next(outcomes), order, step_log, sagas)
+            this, new = next(taken)
+            answers[n] = _opened(this, sagas) if new else _same_purchase(order, before)
     return answers
 
 
@@ -130,6 +132,11 @@ class _Opening:
         )
         return self.created
 
+    def opened(self, outcome: Event | None) -> bool:
+        """Whether this call opened the order (its step emitted this call's event), rather
+        than finding it placed before."""
+        return self.row is not None and outcome is self.created
+
 
 def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Opening:
     created = Event(
@@ -143,20 +150,32 @@ def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Ope
     return _Opening(created, price, deadlines)
 
 
-async def _placed(
-    opening: _Opening,
-    outcome: Event | None,
-    order: Mapping[str, Any],
-    step_log: StepLog,
-    sagas: Sagas,
-) -> dict[str, Any] | Conflict:
-    """The order as opened now (its step emitted this call's event), or as placed before (if it
-    is the same purchase)."""
-    if opening.row is not None and outcome is not None and outcome is opening.created:
-        sagas.started(opening.created.order_id)
-        log.debug("order %s: %s", opening.created.order_id, opening.created)
-        return shown(Order, values(opening.row), "backoff")
-    placed = await get_order(order["order_id"], step_log=step_log)
+def _opened(opening: _Opening, sagas: Sagas) -> dict[str, Any]:
+    """A new order, answered from what was written, without reading it again."""
+    assert opening.row is not None
+    sagas.started(opening.created.order_id)
+    log.debug("order %s: %s", opening.created.order_id, opening.created)
+    return shown(Order, values(opening.row), "backoff")
+
+
+async def _placed_before(order_ids: Sequence[str], step_log: StepLog) -> dict[str, dict[str, Any]]:
+    """The orders placed before under these ids, read in one statement: after a commit whose
+    answer the connection lost, the whole batch is here, and each read is a chance to lose
+    the connection again."""
+    if not order_ids:
+        return {}
+    keys = [(canonical_uuid(order_id),) for order_id in sorted(set(order_ids))]
+    rows = await step_log.database.lookup_all(ORDERS, keys)
+    return {canonical_uuid(row["id"]): shown(Order, row, "backoff") for row in rows}
+
+
+def _same_purchase(
+    order: Mapping[str, Any], before: Mapping[str, dict[str, Any]]
+) -> dict[str, Any] | Conflict | NotFound:
+    """The order placed before under this id, if it is the same purchase."""
+    placed = before.get(canonical_uuid(order["order_id"]))
+    if placed is None:
+        return NotFound(f"no order with id {order['order_id']}")
     asked = (order["user_id"], order["item_id"], order["quantity"])
     if (placed["userId"], placed["itemId"], placed["quantity"]) != asked:
         return Conflict(

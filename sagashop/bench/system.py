@@ -17,6 +17,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import aiohttp
+
 from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from sagashop.embedded_redis import EmbeddedRedis
@@ -102,6 +104,7 @@ async def started_system(settings: Settings, workdir: Path) -> AsyncIterator[Sys
     server = Child("bench", "all", settings, workdir / "bench.log")
     try:
         await server.start()
+        await _every_service_answers(server.url)
         assert settings.redis_url is not None
         yield System(server, settings.redis_url, None if redis is None else redis.pid)
     finally:
@@ -109,6 +112,20 @@ async def started_system(settings: Settings, workdir: Path) -> AsyncIterator[Sys
             await _stop(server)
         if redis is not None:
             await asyncio.to_thread(redis.stop)
+
+
+async def _every_service_answers(url: str, within: float = 30.0) -> None:
+    """Once `/summary` answers, which asks every service: with `--processes`, one process
+    answering its port does not mean the others are up."""
+    deadline = asyncio.get_running_loop().time() + within
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"{url}/summary") as response:
+                if response.status == 200 and not (await response.json())["unavailable"]:
+                    return
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"not every service answers at {url} within {within:g}s")
+            await asyncio.sleep(0.1)
 
 
 async def _stop(child: Child) -> None:

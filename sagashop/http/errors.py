@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field
 
-from sagashop.errors import SagashopError
+from sagashop.errors import SagashopError, Unavailable
+from sagashop.store.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,9 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in error.headers:  # a 405 says which methods are (RFC 9110, 15.5.6)
             response.headers["Allow"] = error.headers["Allow"]
         return response
+    except StoreUnavailable as error:  # past the retries of a command, at once for a read
+        log.warning("%s %s: %s", request.method, request.path, error)
+        return _refused(Unavailable("a service cannot reach its database; try again shortly"))
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, {"code": "internal_error", "message": "see the server log"})

@@ -15,6 +15,7 @@ from its first statement (`BEGIN IMMEDIATE`).
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -115,6 +116,7 @@ class Database:
         rows: Sequence[Any]
         if self._file is not None:
             text = _sqlite_lookup(model, table.key_fields, names)
+            _logged(Statement(text, params))
             rows = self._read().execute(text, params).fetchall()
         else:
             client = get_connection(self.service)
@@ -133,8 +135,12 @@ class Database:
         model, names = table.model, columns or _fields(table.model)
         rows: Sequence[Any]
         if self._file is not None:
-            text = _sqlite_select(model, (name,), len(keys), names)
-            rows = self._read().execute(text, [_db(model, name, k) for (k,) in keys]).fetchall()
+            statement = Statement(
+                _sqlite_select(model, (name,), len(keys), names),
+                [_db(model, name, k) for (k,) in keys],
+            )
+            _logged(statement)
+            rows = self._read().execute(statement.text, statement.params).fetchall()
         else:
             client = get_connection(self.service)
             if client.capabilities.dialect == "postgres":
@@ -188,7 +194,8 @@ def python_values(
 ) -> dict[str, Any]:
     """A row as read by `Sql.select` (of `columns`, or all), as Python values (UUIDs as text)."""
     names = columns or _fields(model)
-    return {name: python_value(model, name, raw) for name, raw in zip(names, row, strict=True)}
+    readers = _readers(model, names)
+    return {name: read(raw) for name, read, raw in zip(names, readers, row, strict=True)}
 
 
 def python_value(model: type[Model], name: str, raw: Any) -> Any:
@@ -556,7 +563,7 @@ def _writer(model: type[Model], name: str) -> Callable[[Any], Any]:
         enum = field.enum_type
         return _optional(lambda value: enum(value).value)
     if isinstance(field, JSONField):
-        return _optional(field.encoder)
+        return _optional(json.dumps)  # its default encoder is made once; with options, per call
     return _same
 
 
@@ -594,7 +601,18 @@ def _same(value: Any) -> Any:
 
 
 def _dbs(model: type[Model], names: Sequence[str], values: Sequence[Any]) -> list[Any]:
-    return [_db(model, name, value) for name, value in zip(names, values, strict=True)]
+    writers = _writers(model, tuple(names))
+    return [write(value) for write, value in zip(writers, values, strict=True)]
+
+
+@cache
+def _writers(model: type[Model], names: tuple[str, ...]) -> tuple[Callable[[Any], Any], ...]:
+    return tuple(_writer(model, name) for name in names)
+
+
+@cache
+def _readers(model: type[Model], names: tuple[str, ...]) -> tuple[Callable[[Any], Any], ...]:
+    return tuple(_reader(model, name) for name in names)
 
 
 def _arrays(

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from tortoise import fields
@@ -48,13 +49,24 @@ class Keyed:
     def key_of(self, event: Any) -> Key:
         """The key an event gives this table, canonical."""
         return tuple(
-            canonical(self.model, field, getattr(event, name))
-            for field, name in zip(self.key_fields, self.by, strict=True)
+            canonical_uuid(value) if uuid else value
+            for uuid, value in zip(
+                self._uuids, [getattr(event, name) for name in self.by], strict=True
+            )
         )
 
     def key_in(self, values: dict[str, Any]) -> Key:
         """The key of a row's values."""
-        return tuple(canonical(self.model, name, values[name]) for name in self.key_fields)
+        return tuple(
+            canonical_uuid(values[name]) if uuid else values[name]
+            for uuid, name in zip(self._uuids, self.key_fields, strict=True)
+        )
+
+    @cached_property
+    def _uuids(self) -> tuple[bool, ...]:
+        """Which of the key's fields hold UUIDs (spelt one way: see `canonical_uuid`)."""
+        fields_map = self.model._meta.fields_map
+        return tuple(isinstance(fields_map[name], fields.UUIDField) for name in self.key_fields)
 
 
 class Row:
@@ -229,13 +241,6 @@ def _with_defaults(model: type[Model], given: dict[str, Any], now: datetime) -> 
         else:
             values[name] = None
     return values
-
-
-def canonical(model: type[Model], name: str, value: Any) -> Any:
-    """A key's value as every row and event spell it (a UUID in its one text form)."""
-    if isinstance(model._meta.fields_map[name], fields.UUIDField):
-        return canonical_uuid(value)
-    return value
 
 
 def canonical_uuid(value: Any) -> str:

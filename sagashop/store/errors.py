@@ -41,6 +41,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
     asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # "not currently accepting connections"
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
 )
 
 
