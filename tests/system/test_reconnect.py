@@ -98,7 +98,7 @@ async def checked_out(shop: Shop) -> int:
     return await shop.node.loop.spawn(count())
 
 
-DROPPING = 10.0
+DROPPING = 5.0
 
 
 async def _drop_connections(database_name: str) -> int:
