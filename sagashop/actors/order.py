@@ -216,7 +216,7 @@ def cancel_order(event: Event, book: Book, *, deadlines: Deadlines, sagas: Sagas
         book.after_commit(partial(sagas.cancelled, event.order_id, event.reason))
         log.debug("order %s: cancelled (%s)", event.order_id, event.reason)
     elif order.owes is Owed.UNDOING:
-        book.set(order, **_owing(Owed.SETTLING, deadlines, book.now))
+        book.note(order, **_owing(Owed.SETTLING, deadlines, book.now))
         log.debug("order %s: everything it held is given back", event.order_id)
     else:
         return None
@@ -227,7 +227,7 @@ def close_order(event: Event, book: Book, *, deadlines: Deadlines) -> None:
     """The user was told, after every service settled its part: nothing more is owed."""
     order = book.get(ORDERS, event)
     if order is not None and order.owes is Owed.SETTLING:
-        book.set(order, **_owing(None, deadlines, book.now))
+        book.note(order, **_owing(None, deadlines, book.now))
 
 
 def _owing(owed: Owed | None, deadlines: Deadlines, moment: datetime) -> dict[str, Any]:

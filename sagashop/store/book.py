@@ -165,6 +165,12 @@ class Book:
         row._values.update(values)
         self._touch(row)
 
+    def note(self, row: Row, **values: Any) -> None:
+        """`set`, as bookkeeping: the row's `auto_now` columns keep what they hold (an order's
+        `updated_at` says when its status last changed, not when it was last looked after)."""
+        row._values.update(values)
+        self._touch(row, stamp=False)
+
     def after_commit(self, then: Callable[[], None]) -> None:
         """Run `then` once the batch has committed (never if it rolls back)."""
         self._after_commit.append(then)
@@ -192,11 +198,11 @@ class Book:
             ]
         return found
 
-    def _touch(self, row: Row) -> None:
+    def _touch(self, row: Row, stamp: bool = True) -> None:
         """Keep the row among those to write (once), stamping its `auto_now` columns."""
         if self._rows.get(row._table, {}).get(row._table.key_in(row._values)) is not row:
             raise ValueError(f"{row!r} is not a row of this batch")
-        if row._read is not None:
+        if stamp and row._read is not None:
             for name in _auto_now(row._table.model):
                 row._values[name] = self.now
         self._touched[id(row)] = row

@@ -148,12 +148,14 @@ async def test_telling_the_user_closes_the_order_so_nothing_is_owed(steps: Steps
     purchase = await steps.purchase()
     await place(steps, purchase)
     await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+    completed = await order_view(steps, purchase)
 
     closed = await steps.take("order", purchase.then(EventName.NOTIFICATION_SENT))
 
     assert closed is None
     view = await order_view(steps, purchase)
     assert (view["status"], view["owes"], view["retryAt"]) == ("COMPLETED", None, None)
+    assert view["updatedAt"] == completed["updatedAt"], "it says when the order ended"
 
 
 async def test_an_order_past_its_deadline_is_cancelled_once_and_owes_its_undoing(
@@ -186,7 +188,9 @@ async def test_an_order_past_its_deadline_is_cancelled_once_and_owes_its_undoing
     given_back = await steps.take("order", purchase.then(EventName.BALANCE_RELEASED))
     assert given_back is not None
     assert given_back.name is EventName.ORDER_CANCELLED
-    assert (await order_view(steps, purchase))["owes"] == "settling"
+    settling = await order_view(steps, purchase)
+    assert settling["owes"] == "settling"
+    assert settling["updatedAt"] == view["updatedAt"], "it says when the order ended"
 
 
 async def test_a_waiting_read_sees_an_order_ended_by_another_process(steps: Steps) -> None:
