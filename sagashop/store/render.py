@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -34,11 +35,14 @@ def as_json(row: Model, *skip: str) -> dict[str, Any]:
 
 def shown(model: type[Model], values: Mapping[str, Any], *skip: str) -> dict[str, Any]:
     """A row's values (by field name) as the API shows them; see `as_json`."""
-    return {
-        _camel(name): json_value(values[name])
-        for name in model._meta.fields_map
-        if name not in skip
-    }
+    return {camel: json_value(values[name]) for name, camel in _names_shown(model, skip)}
+
+
+@cache
+def _names_shown(model: type[Model], skip: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Each field shown, with its camelCase name: made once, as every read of an order shows
+    one (clients that poll read it several times a purchase)."""
+    return tuple((name, _camel(name)) for name in model._meta.fields_map if name not in skip)
 
 
 def json_value(value: Any) -> Any:

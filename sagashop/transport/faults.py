@@ -60,6 +60,8 @@ class FaultInjection:
     def copies(self, events: Sequence[Event]) -> list[int]:
         """How many times each event is to be sent (0: lost), counted: for events handed to
         this process's own services too, which the same faults reach."""
+        if not (self.faults.drop or self.faults.duplicate):
+            return [1] * len(events)
         copies = [self.faults.copies(event, self._draw.random()) for event in events]
         self.counts.dropped += copies.count(0)
         self.counts.duplicated += copies.count(2)
