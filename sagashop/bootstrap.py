@@ -37,7 +37,7 @@ from sagashop.saga.loop import LoopBridge
 from sagashop.saga.outbox import Relay
 from sagashop.saga.retry import RetryPolicy
 from sagashop.store import Store
-from sagashop.store.errors import translated
+from sagashop.store.errors import StoreUnavailable, translated
 from sagashop.store.facts import snapshot
 from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
@@ -187,7 +187,9 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.sweep_every)
             try:
-                await self.loop.spawn(run())
+                await self.loop.spawn(translated(run()))
+            except StoreUnavailable as error:  # the next round tries again: no traceback
+                log.warning("%s: the database is unreachable (%s)", what, error)
             except Exception:
                 log.exception("%s failed", what)
 

@@ -157,18 +157,25 @@ async def _refusing_connections(database_name: str) -> AsyncIterator[None]:
 
 
 async def test_a_read_while_the_database_is_down_is_a_503_and_works_again_after(
-    postgres_shop: tuple[Shop, str],
+    postgres_shop: tuple[Shop, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     shop, database_name = postgres_shop
     user = await shop.new_user()
     item = await shop.new_item(stock=5)
     order = await shop.buy(user, item)
 
-    async with _refusing_connections(database_name):
-        status, body = await shop.call("GET", f"/orders/{order['id']}")
-        assert status == 503, body
-        assert body["error"]["code"] == "service_unavailable"
-        assert "database" in body["error"]["message"]
+    async def sweeps_told() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if "sweep: the database is unreachable" in r.message]
+
+    with caplog.at_level(logging.WARNING):
+        async with _refusing_connections(database_name):
+            status, body = await shop.call("GET", f"/orders/{order['id']}")
+            assert status == 503, body
+            assert body["error"]["code"] == "service_unavailable"
+            assert "database" in body["error"]["message"]
+            await eventually(sweeps_told)  # the periodic jobs say so in a line, and go on
+        failed = [r for r in caplog.records if r.levelno >= logging.ERROR and "sweep" in r.message]
+        assert failed == [], "no traceback for a database that is away"
 
     again = await eventually(
         lambda: shop.call("GET", f"/orders/{order['id']}"), lambda r: r[0] == 200
