@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.connection import get_connection
 from tortoise.fields import BooleanField, DatetimeField, JSONField, UUIDField
-from tortoise.fields.data import CharEnumFieldInstance
+from tortoise.fields.data import JSON_DUMPS, CharEnumFieldInstance
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -563,7 +563,7 @@ def _writer(model: type[Model], name: str) -> Callable[[Any], Any]:
         enum = field.enum_type
         return _optional(lambda value: enum(value).value)
     if isinstance(field, JSONField):
-        return _optional(json.dumps)  # its default encoder is made once; with options, per call
+        return _optional(_COMPACT_JSON if field.encoder is JSON_DUMPS else field.encoder)
     return _same
 
 
@@ -594,6 +594,11 @@ def _moment(value: Any) -> datetime:
 
 def _optional(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: None if value is None else convert(value)
+
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":")).encode
+"""What Tortoise's default `JSON_DUMPS` writes, with its encoder made once rather than per call
+(`json.dumps` makes a new one whenever it is given options)."""
 
 
 def _same(value: Any) -> Any:
