@@ -130,6 +130,7 @@ SERVICE = Service(
             on=[EventName.BALANCE_SPENT],
             run=fill_slots,
             emits=[EventName.INVENTORY_FILLED],
+            settling=True,
         ),
     ),
     queries={

@@ -120,6 +120,7 @@ SERVICE = Service(
             on=[EventName.INVENTORY_FILLED],
             run=sell_stock,
             emits=[EventName.ITEM_SOLD],
+            settling=True,
         ),
     ),
     commands={Request.CREATE_ITEM: create_item},

@@ -64,6 +64,7 @@ SERVICE = Service(
             on=[EventName.ITEM_SOLD, EventName.ORDER_CANCELLED],
             run=notify,
             emits=[EventName.NOTIFICATION_SENT],
+            settling=True,
         ),
     ),
     queries={Request.LIST_NOTIFICATIONS: list_notifications, Request.ORDER_STATE: order_state},

@@ -435,7 +435,7 @@ SERVICE = Service(
             run=cancel_order,
             emits=[EventName.ORDER_CANCELLED],
         ),
-        step("close", on=[EventName.NOTIFICATION_SENT], run=close_order),
+        step("close", on=[EventName.NOTIFICATION_SENT], run=close_order, settling=True),
     ),
     batched={Request.PLACE_ORDER: place_orders},
     queries={

@@ -119,6 +119,7 @@ SERVICE = Service(
             on=[EventName.ORDER_COMPLETED],
             run=spend_balance,
             emits=[EventName.BALANCE_SPENT],
+            settling=True,
         ),
     ),
     commands={Request.CREATE_USER: create_user},

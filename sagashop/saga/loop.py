@@ -32,6 +32,10 @@ class LoopBridge:
         """Have the loop run `then` soon; call from any thread (it does not wait)."""
         self._loop.call_soon_threadsafe(then)
 
+    def later(self, delay: float, then: Callable[[], None]) -> None:
+        """Have the loop run `then` in `delay` seconds; call from any thread."""
+        self._loop.call_soon_threadsafe(self._loop.call_later, delay, then)
+
     def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Start `work` as a task of its own; call from the loop's thread."""
         return self._loop.create_task(work, context=self._context())

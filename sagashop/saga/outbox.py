@@ -14,10 +14,13 @@ unpublished by a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Protocol
 
 from sagashop.events import Event
@@ -79,8 +82,10 @@ class Relay:
         self._queue: asyncio.Queue[_Outgoing] = asyncio.Queue()
         self._pending: set[tuple[str, int]] = set()
         """Queued: sending it again before it went out would only duplicate it."""
-        self._published: list[_Outgoing] = []
-        self._marks_due = asyncio.Event()
+        self._published: deque[_Outgoing] = deque()
+        """Gone out, to mark: added on the loop, and from the actors' threads as they take
+        what was handed to them (a deque's append needs no lock, and wakes nothing)."""
+        self._flush_asked = asyncio.Event()
         self._flushing: list[asyncio.Future[None]] = []
         self._watchers: list[Callable[[Sequence[Event]], None]] = []
 
@@ -121,7 +126,7 @@ class Relay:
         await self._queue.join()
         marked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._flushing.append(marked)
-        self._marks_due.set()
+        self._flush_asked.set()
         await marked
 
     async def _next_batch(self) -> list[_Outgoing]:
@@ -142,7 +147,7 @@ class Relay:
         except Exception as error:
             log.warning("could not publish %d events (%s); will retry", len(away), error)
         finally:
-            self._mark(delivered)
+            self._published.extend(delivered)
             for item in batch:
                 self._pending.discard(item.key)
                 self._queue.task_done()
@@ -152,30 +157,21 @@ class Relay:
         if self._local is None:
             return batch
         here = [item for item in batch if self._local.handles_here(item.event)]
-        if here:
-            loop = asyncio.get_running_loop()
-
-            def taken() -> None:
-                loop.call_soon_threadsafe(self._mark, here)
-
-            if not self._local.hand_over([item.event for item in here], taken):
-                here = []  # stopping: left unpublished, sent again at the next start
+        if here and not self._local.hand_over(
+            [item.event for item in here], partial(self._published.extend, here)
+        ):
+            here = []  # stopping: left unpublished, sent again at the next start
         handed = {id(item) for item in here}
         return [item for item in batch if id(item) not in handed]
 
-    def _mark(self, published: list[_Outgoing]) -> None:
-        """Have these marked published with the next marks."""
-        if published:
-            self._published += published
-            self._marks_due.set()
-
     async def _keep_marking(self) -> None:
-        """Mark what went out every `mark_every` seconds: one statement per step log for all
-        of it, instead of one per batch published."""
+        """Mark what went out every `mark_every` seconds (at once when a flush asks): one
+        statement per step log for all of it, instead of one per batch published."""
         while True:
-            await self._marks_due.wait()
-            if not self._flushing:
-                await asyncio.sleep(self._mark_every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._mark_every):
+                    await self._flush_asked.wait()
+            self._flush_asked.clear()
             flushing, self._flushing = self._flushing, []
             await self._mark_published()
             for marked in flushing:
@@ -183,8 +179,7 @@ class Relay:
                     marked.set_result(None)
 
     async def _mark_published(self) -> None:
-        self._marks_due.clear()
-        published, self._published = self._published, []
+        published = [self._published.popleft() for _ in range(len(self._published))]
         by_outbox: dict[Outbox, list[int]] = {}
         for item in published:
             by_outbox.setdefault(item.outbox, []).append(item.record_id)

@@ -91,3 +91,18 @@ def test_an_action_that_can_fail_says_how() -> None:
             rejects = {name for name in step.emits if name.endswith(".rejected")}
             assert step.fails_as in rejects | {None}
             assert bool(rejects) == (step.fails_as is not None), (service.name, step.name)
+
+
+OUTCOMES = {E.ORDER_COMPLETED, E.ORDER_CANCELLED}
+
+
+def test_exactly_the_steps_after_the_outcome_are_settling() -> None:
+    """A settling step may be held back a moment (`ServiceActor`): it must never be one the
+    outcome waits for, and every step after the outcome should be one, or it costs a
+    transaction of its own."""
+    after = set(OUTCOMES)
+    for event in OUTCOMES:
+        after |= set(chain_from(event))
+    for service in SERVICES:
+        for step in service.steps:
+            assert step.settling == (step.on <= after), (service.name, step.name)
