@@ -13,12 +13,14 @@ import re
 from redis import exceptions
 from redis.asyncio import Redis
 
+from sagashop.errors import SagashopError
+
 _USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*):[^/?#\s]*@")
 """`scheme://user:password@`. The password runs to the last `@` before the host, as in
 `urllib.parse`, so an unencoded `@` in it is hidden too."""
 
 
-class RedisRefused(RuntimeError):
+class RedisRefused(SagashopError):
     """Redis cannot be used with the URL given: refused credentials, a missing permission, or
     no answer. The message never holds the password."""
 

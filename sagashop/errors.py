@@ -1,5 +1,15 @@
-"""Errors a caller can act on. They cross process boundaries by their code, so a service in
-another process raises the same error here as it would in this one."""
+"""Every error sagashop raises on purpose, in one tree, so that what is retried and what a
+caller is told are decided by class:
+
+    SagashopError                 the root; `answer()` is what a caller is told if it ends a request
+    ├── CallerError               an answer for the caller (status and code), never retried: it
+    │   │                         would only come again; it crosses processes by its code
+    │   └── InvalidRequest, Forbidden, NotFound, Conflict, Unavailable (and http's own refusals)
+    └── the system's own, each where it is raised: StoreConflict (taken again at once) and
+        StoreUnavailable (taken again while the budget lasts; a caller is told 503), MalformedEvent
+        and Rejected (a message refused at the bus's edge), SchemaError, InvalidToken, NoBusKeys,
+        RedisRefused, NoRedisServer
+"""
 
 from __future__ import annotations
 
@@ -7,7 +17,16 @@ from typing import Any, ClassVar
 
 
 class SagashopError(Exception):
-    """Base of the errors that map to an HTTP status and a JSON body."""
+    """The root of every error sagashop raises on purpose."""
+
+    def answer(self) -> CallerError:
+        """What a caller is told when this ends its request: an internal error, unless the
+        class knows better (the store being away is a 503)."""
+        return CallerError("internal error: see the server log")
+
+
+class CallerError(SagashopError):
+    """An answer for the caller: an HTTP status and a JSON body."""
 
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
@@ -17,6 +36,9 @@ class SagashopError(Exception):
         self.message = message
         self.field = field
 
+    def answer(self) -> CallerError:
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.field is not None:
@@ -24,43 +46,43 @@ class SagashopError(Exception):
         return body
 
 
-class InvalidRequest(SagashopError):
+class InvalidRequest(CallerError):
     status = 400
     code = "invalid_request"
 
 
-class Forbidden(SagashopError):
+class Forbidden(CallerError):
     """The caller may not do this here (a test-only control that is switched off)."""
 
     status = 403
     code = "forbidden"
 
 
-class NotFound(SagashopError):
+class NotFound(CallerError):
     status = 404
     code = "not_found"
 
 
-class Conflict(SagashopError):
+class Conflict(CallerError):
     """The request contradicts one made before (an idempotency key reused for another order)."""
 
     status = 409
     code = "conflict"
 
 
-class Unavailable(SagashopError):
+class Unavailable(CallerError):
     """A service did not answer: nobody runs it, or it is too slow right now."""
 
     status = 503
     code = "service_unavailable"
 
 
-_BY_CODE: dict[str, type[SagashopError]] = {
+_BY_CODE: dict[str, type[CallerError]] = {
     kind.code: kind
-    for kind in (SagashopError, InvalidRequest, Forbidden, NotFound, Conflict, Unavailable)
+    for kind in (CallerError, InvalidRequest, Forbidden, NotFound, Conflict, Unavailable)
 }
 
 
-def error_from_dict(body: dict[str, Any]) -> SagashopError:
-    kind = _BY_CODE.get(str(body.get("code")), SagashopError)
+def error_from_dict(body: dict[str, Any]) -> CallerError:
+    kind = _BY_CODE.get(str(body.get("code")), CallerError)
     return kind(str(body.get("message", "")), body.get("field"))

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sagashop.errors import SagashopError
+
 SCHEMA_VERSION = 1
 MAX_QUANTITY = 99
 """As on HTTP: a purchase is of 1 to 99 units."""
@@ -87,7 +89,7 @@ def refused_by(reason: str | None) -> str | None:
     return service if service.isidentifier() else None
 
 
-class MalformedEvent(ValueError):
+class MalformedEvent(SagashopError, ValueError):
     """Bytes from the bus that are not an event of this contract."""
 
 

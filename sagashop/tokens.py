@@ -17,6 +17,8 @@ from uuid import UUID
 
 import jwt
 
+from sagashop.errors import SagashopError
+
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 """RFC 7518, 3.2: an HS256 key at least as long as the hash (256 bits)."""
@@ -30,7 +32,7 @@ class Role(StrEnum):
     OPERATOR = "operator"
 
 
-class InvalidToken(Exception):
+class InvalidToken(SagashopError):
     """The token is missing, malformed, signed with a key not listed, expired or otherwise
     not one this system issued; the message says which, for the caller."""
 

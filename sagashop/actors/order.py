@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import partial
 from typing import Any, Protocol
 
@@ -42,6 +43,21 @@ from sagashop.store.render import as_json, now, shown
 log = logging.getLogger("sagashop.order")
 
 Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
+
+
+class StepName(StrEnum):
+    """The order service's steps, as its step log names them: two taken by its own work
+    (placing an order, its deadline), three on events (the declarations below). The sweep
+    publishes a step's outcome again by this name, so the declarations and `_last_step` both
+    take it from here."""
+
+    CREATE = "create"
+    EXPIRE = "expire"
+    COMPLETE = "complete"
+    CANCEL = "cancel"
+    CLOSE = "close"
+
+
 SWEEP_BATCH = 200
 LOOK_AGAIN = 0.5
 """Seconds between reads of an order a client waits for, when no step here woke the wait."""
@@ -86,7 +102,7 @@ async def place_orders(
         if answer is None
     ]
     outcomes = await step_log.record_all(
-        [(o.created, "create", "place_order", o, _emits(o.created)) for o in opening]
+        [(o.created, StepName.CREATE, "place_order", o, _emits(o.created)) for o in opening]
     )
     opened = [o.opened(outcome) for o, outcome in zip(opening, outcomes, strict=True)]
     again = [o.created.order_id for o, new in zip(opening, opened, strict=True) if not new]
@@ -250,7 +266,7 @@ async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dic
         if expiring:
             expired = _event(EventName.ORDER_EXPIRED, order, _too_late(deadlines))
             expire = partial(_expire, expired, deadlines, sagas)
-            await step_log.record(expired, "expire", "deadline", expire, _emits(expired))
+            await step_log.record(expired, StepName.EXPIRE, "deadline", expire, _emits(expired))
         elif await _take_turn(order, deadlines, moment):
             await step_log.republish(str(order.id), _last_step(order))
             sagas.redriven(order.owes)
@@ -262,13 +278,13 @@ async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dic
     return dict(done)
 
 
-def _last_step(order: Order) -> str:
+def _last_step(order: Order) -> StepName:
     """The step whose event, published again, drives what the order is owed."""
     if order.owes is Owed.OUTCOME:
-        return "create"
+        return StepName.CREATE
     if order.owes is Owed.UNDOING:
-        return "expire"
-    return "complete" if order.status is OrderStatus.COMPLETED else "cancel"
+        return StepName.EXPIRE
+    return StepName.COMPLETE if order.status is OrderStatus.COMPLETED else StepName.CANCEL
 
 
 class Owing(Protocol):
@@ -424,18 +440,18 @@ SERVICE = Service(
     tables=(ORDERS,),
     steps=(
         step(
-            "complete",
+            StepName.COMPLETE,
             on=[EventName.PAYMENT_PROCESSED],
             run=complete_order,
             emits=[EventName.ORDER_COMPLETED],
         ),
         step(
-            "cancel",
+            StepName.CANCEL,
             on=[EventName.BALANCE_REJECTED, EventName.BALANCE_RELEASED],
             run=cancel_order,
             emits=[EventName.ORDER_CANCELLED],
         ),
-        step("close", on=[EventName.NOTIFICATION_SENT], run=close_order, settling=True),
+        step(StepName.CLOSE, on=[EventName.NOTIFICATION_SENT], run=close_order, settling=True),
     ),
     batched={Request.PLACE_ORDER: place_orders},
     queries={

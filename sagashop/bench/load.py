@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from sagashop.errors import SagashopError
+
 FINAL = ("COMPLETED", "CANCELLED")
 LOST = "LOST"
 """No final status within the bench's deadline for one order."""
@@ -35,7 +37,7 @@ AUDIT_EVERY = 1.0
 """Seconds between audits while orders are still in flight after the last one ended."""
 
 
-class BenchError(RuntimeError):
+class BenchError(SagashopError):
     """The bench could not run (the shop could not be stocked, say): no figures to show."""
 
 

@@ -19,7 +19,7 @@ from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
 from sagashop.config import Settings, auth_enabled, auth_warning, check_auth
-from sagashop.errors import Forbidden, NotFound, SagashopError
+from sagashop.errors import CallerError, Forbidden, NotFound
 from sagashop.http.access import SECURED, Access, Owner, Who, access_of
 from sagashop.http.bodies import path_id, read_body
 from sagashop.http.context import ask
@@ -33,7 +33,7 @@ LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
-class Unauthorized(SagashopError):
+class Unauthorized(CallerError):
     """No token, or one this system did not issue, or one that expired."""
 
     status = 401

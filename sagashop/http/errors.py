@@ -11,8 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field
 
-from sagashop.errors import SagashopError, Unavailable
-from sagashop.store.errors import StoreUnavailable
+from sagashop.errors import CallerError, SagashopError
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +35,12 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class UnsupportedMediaType(SagashopError):
+class UnsupportedMediaType(CallerError):
     status = 415
     code = "unsupported_media_type"
 
 
-class Refusal(SagashopError):
+class Refusal(CallerError):
     """A refusal whose answer says more in its headers (429's `Retry-After`), or that ends the
     connection (408: the rest of a body too slow to come is not worth waiting for)."""
 
@@ -75,8 +74,11 @@ def error_response(status: int, body: dict[str, Any]) -> web.Response:
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except SagashopError as error:
+    except CallerError as error:
         return _refused(error)
+    except SagashopError as error:  # the system's own, named: one line, no traceback
+        log.warning("%s %s: %s: %s", request.method, request.path, type(error).__name__, error)
+        return _refused(error.answer())
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -85,15 +87,12 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         if "Allow" in error.headers:  # a 405 says which methods are (RFC 9110, 15.5.6)
             response.headers["Allow"] = error.headers["Allow"]
         return response
-    except StoreUnavailable as error:  # past the retries of a command, at once for a read
-        log.warning("%s %s: %s", request.method, request.path, error)
-        return _refused(Unavailable("a service cannot reach its database; try again shortly"))
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, {"code": "internal_error", "message": "see the server log"})
 
 
-def _refused(error: SagashopError) -> web.Response:
+def _refused(error: CallerError) -> web.Response:
     response = error_response(error.status, error.to_dict())
     if isinstance(error, Refusal):
         response.headers.update(error.headers)

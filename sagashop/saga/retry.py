@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sagashop.errors import SagashopError
+from sagashop.errors import CallerError
 from sagashop.store.errors import StoreConflict, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class RetryPolicy:
                 if conflicts >= self.conflicts:
                     raise
                 delay = self.first_delay
-            except SagashopError:
+            except CallerError:
                 raise  # an answer for the caller (404, 409, …), not a failure to try again
             except TRANSIENT_ERRORS as error:
                 failures += 1

@@ -12,16 +12,21 @@ from typing import Any, TypeVar
 import asyncpg
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
+from sagashop.errors import CallerError, SagashopError, Unavailable
+
 T = TypeVar("T")
 
 
-class StoreConflict(Exception):
+class StoreConflict(SagashopError):
     """Another writer got there first: a unique constraint refused a write, or rows changed
     since a batch read them. Taken again, the step sees what the other did."""
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(SagashopError):
     """The database could not be reached or dropped the connection: it may be back soon."""
+
+    def answer(self) -> CallerError:
+        return Unavailable("a service cannot reach its database; try again shortly")
 
 
 _CONFLICTS: tuple[type[BaseException], ...] = (

@@ -38,6 +38,8 @@ from tortoise.migrations.schema_generator.state_apps import StateApps
 from tortoise.migrations.writer import MigrationWriter, format_migration_name
 from tortoise.transactions import in_transaction
 
+from sagashop.errors import SagashopError
+
 MIGRATIONS = "sagashop.store.migrations"
 """The package holding one package of migrations per service."""
 LOCK = 0x5A6A5
@@ -47,7 +49,7 @@ RECORDS = "tortoise_migrations"
 __all__ = ["Migrator", "Position", "SchemaError", "detect_changes", "format_migration_name"]
 
 
-class SchemaError(Exception):
+class SchemaError(SagashopError):
     """A service's database is not at the shape this code needs and will not be made so here:
     the process stops, and the message says what the operator can do."""
 

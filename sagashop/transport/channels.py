@@ -18,7 +18,7 @@ class Channels:
         """The stream of one event name (`--bus streams`)."""
         return f"{self.namespace}:stream:{name}"
 
-    def ask(self, service: str) -> str:
+    def requests_to(self, service: str) -> str:
         """Where requests to a service go, whichever process runs it."""
         return f"{self.namespace}:ask:{service}"
 

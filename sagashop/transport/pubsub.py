@@ -28,7 +28,8 @@ from sagashop.transport.signing import MAX_SKEW, Signer
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256
+MAX_READ = 256
+"""Messages taken off the subscription before they are handed on together."""
 STOP_LOOKS_EVERY = 0.5
 
 Message = tuple[str, Any]  # (channel, data)
@@ -97,7 +98,7 @@ class Subscription:
         while True:
             first = await pubsub.get_message(timeout=1.0)
             batch = [first] if first else []
-            while batch and len(batch) < MAX_BATCH:
+            while batch and len(batch) < MAX_READ:
                 more = await pubsub.get_message(timeout=0)
                 if more is None:
                     break

@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from sagashop.errors import SagashopError, Unavailable, error_from_dict
+from sagashop.errors import CallerError, SagashopError, Unavailable, error_from_dict
 from sagashop.events import new_id
 from sagashop.transport.channels import Channels
 from sagashop.transport.claims import DeliveryClaims
@@ -55,7 +55,7 @@ class Requests:
     async def start(self, services: Collection[str], serve: Serve) -> None:
         """Answer requests to `services` with `serve`, and take the replies to this process."""
         self._serve = serve
-        self._serving = {self._channels.ask(service): service for service in services}
+        self._serving = {self._channels.requests_to(service): service for service in services}
         channels = [self._reply_channel, *self._serving]
         self._subscription = Subscription(self._redis, channels, self._arrived, "requests")
         await self._subscription.start()
@@ -78,7 +78,7 @@ class Requests:
         answer = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = answer
         request = {"id": request_id, "reply_to": self._reply_channel, "name": name, "args": args}
-        channel = self._channels.ask(service)
+        channel = self._channels.requests_to(service)
         try:
             wire = self._signer.sign(channel, json.dumps(request))
             if not await self._redis.publish(channel, wire):
@@ -123,11 +123,11 @@ class Requests:
         assert self._serve is not None
         try:
             reply = {"value": await self._serve(service, request["name"], request["args"])}
-        except SagashopError as error:
-            reply = {"error": error.to_dict()}
+        except SagashopError as error:  # the same answer as a caller in this process gets
+            reply = {"error": error.answer().to_dict()}
         except Exception:
             log.exception("requests: %s.%r failed", service, request.get("name"))
-            reply = {"error": SagashopError(f"the {service} service failed").to_dict()}
+            reply = {"error": CallerError(f"the {service} service failed").to_dict()}
         body = json.dumps({"id": request["id"], **reply})
         try:
             await self._redis.publish(

@@ -26,21 +26,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sagashop.errors import SagashopError
+
 log = logging.getLogger(__name__)
 
 VERSION = "v1"
 MAX_WIRE_BYTES = 64 * 1024
+"""Larger messages are refused unread: no event or request of this system comes near."""
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 """A reply can be large (the audit's facts are whole tables, a user's orders a long list); it
 comes only on the asking process's own channel, and is still checked before it is parsed."""
-"""Larger messages are refused unread: no event, request or reply of this system comes near."""
 MAX_SKEW = 60.0
 """Seconds a Pub/Sub message may be from now; the delivery claims live as long."""
 KEY_FILE = "bus.key"
 _KEY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
-class Rejected(Exception):
+class Rejected(SagashopError):
     """A message from the bus that is not to be trusted; `reason` labels the count."""
 
     reason = "invalid"
@@ -66,7 +68,7 @@ class Stale(Rejected):
     reason = "stale"
 
 
-class NoBusKeys(ValueError):
+class NoBusKeys(SagashopError, ValueError):
     """A Redis reachable over TCP, and no keys to sign with: refuse to start."""
 
 

@@ -226,8 +226,8 @@ async def test_forged_requests_and_spoofed_replies_are_ignored(shop: Shop, redis
         }
         reply = {"id": new_id(), "value": {"balance": 10**12}}
         targets = [
-            (channels.ask("payment"), json.dumps(configure)),
-            (channels.ask("user"), json.dumps(create_user)),
+            (channels.requests_to("payment"), json.dumps(configure)),
+            (channels.requests_to("user"), json.dumps(create_user)),
             (channels.reply(hostile.node.id), json.dumps(reply)),
         ]
         start, taken = hostile.rejected(), 0
@@ -252,7 +252,7 @@ async def signed_request(hostile: Attacker, name: str) -> dict[str, Any]:
     await pubsub.subscribe(reply_to)
     try:
         request = {"id": request_id, "reply_to": reply_to, "name": name, "args": {}}
-        asked = channels.ask("payment")
+        asked = channels.requests_to("payment")
         assert await hostile.put(asked, honest.sign(asked, json.dumps(request))) == 1
         async with asyncio.timeout(10):
             async for message in pubsub.listen():

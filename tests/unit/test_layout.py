@@ -1,15 +1,18 @@
 """The layout tells the architecture, and these keep it so: no import cycle, `actors/` holds the
-six services and nothing else, and only the store knows the database drivers (its errors
-translate theirs, and its batches run on their connections)."""
+six services and nothing else, only the store knows the database drivers (its errors
+translate theirs, and its batches run on their connections), and every error class is in the
+one tree of `sagashop.errors`."""
 
 from __future__ import annotations
 
 import ast
+import importlib
 from graphlib import TopologicalSorter
 from pathlib import Path
 
 import sagashop
 from sagashop.actors import SERVICE_NAMES
+from sagashop.errors import SagashopError
 
 PACKAGE = Path(sagashop.__file__).parent
 
@@ -65,3 +68,18 @@ def test_only_the_store_knows_the_database_drivers() -> None:
         )
     )
     assert knowing == ["sagashop.store.batch", "sagashop.store.errors"]
+
+
+def test_every_error_sagashop_raises_on_purpose_is_in_one_tree() -> None:
+    """Retrying and answering decide by class (`SagashopError`, `CallerError`): an error class
+    outside the tree would be neither retried as it should nor answered as it should."""
+    outside = []
+    for name in modules():
+        if name.endswith("__main__"):
+            continue  # importing it runs the command line
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            error = isinstance(value, type) and issubclass(value, BaseException)
+            if error and value.__module__ == name and not issubclass(value, SagashopError):
+                outside.append(f"{name}.{value.__qualname__}")
+    assert outside == []

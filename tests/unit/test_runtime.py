@@ -8,8 +8,8 @@ import pytest
 from pykka._envelope import Envelope
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from sagashop.errors import Conflict, NotFound
-from sagashop.events import Event, EventName
+from sagashop.errors import Conflict, NotFound, Unavailable
+from sagashop.events import Event, EventName, MalformedEvent
 from sagashop.requests import Request
 from sagashop.saga import Service, inject, step
 from sagashop.saga.actor import Call, HandleEvents, Mailbox
@@ -56,6 +56,24 @@ def test_an_answer_for_the_caller_is_not_retried() -> None:
         FAST.call(failing(errors), "test")
     with pytest.raises(Conflict):
         FAST.call(failing(errors), "test")
+
+
+def test_the_systems_own_errors_are_retried_as_what_they_are_not_as_answers() -> None:
+    """Only a `CallerError` is an answer: any other error of the tree (the bus refusing a
+    message, say) is a failure, retried a few times like a bug."""
+    assert FAST.call(failing([MalformedEvent("cut short")] * 2), "test") == "done"
+    with pytest.raises(MalformedEvent):
+        FAST.call(failing([MalformedEvent("cut short")] * 3), "test")
+
+
+def test_what_a_caller_is_told_is_decided_by_the_errors_class() -> None:
+    assert isinstance(StoreUnavailable("gone").answer(), Unavailable)
+    assert StoreUnavailable("gone").answer().status == 503
+    missing = NotFound("no user")
+    assert missing.answer() is missing
+    internal = StoreConflict("dup").answer()
+    assert (internal.status, internal.code) == (500, "internal_error")
+    assert "dup" not in internal.message, "the details stay in the server's log"
 
 
 def test_an_absent_database_is_retried_until_the_budget_runs_out() -> None:
