@@ -34,8 +34,10 @@ from sagashop.saga import Service, StepLog
 from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, ServiceActor
 from sagashop.saga.declare import Handler
 from sagashop.saga.loop import LoopBridge
+from sagashop.saga.observers import Observers, StepLines
 from sagashop.saga.outbox import Relay
 from sagashop.saga.retry import RetryPolicy
+from sagashop.saga.watch import StepWatch
 from sagashop.store import Store
 from sagashop.store.errors import StoreUnavailable, translated
 from sagashop.store.facts import snapshot
@@ -130,18 +132,22 @@ class Node:
 
     def _start_service(self, declared: Service) -> None:
         name = declared.name
+        watch = StepWatch()
+        observers = Observers(
+            [self.relay, watch, self.feed, StepLines()], self.metrics.observer_failed
+        )
         step_log = StepLog(
             name,
             declared.records,
             declared.dead_letters,
-            self.relay,
+            observers,
             declared.tables,
-            self.feed,
             self.store.databases[name],
         )
         deps = {
             "ask": self.ask,
             "step_log": step_log,
+            "watch": watch,
             "payments": self.payments,
             "deadlines": self.deadlines,
             "sagas": self.metrics.sagas,
@@ -152,8 +158,8 @@ class Node:
             queries={
                 **bound.queries,
                 Request.TIMELINE: step_log.timeline,
-                Request.DEAD_LETTERS: step_log.dead,
-                Request.COUNT_DEAD_LETTERS: step_log.count_dead,
+                Request.DEAD_LETTERS: step_log.dead_letters.listed,
+                Request.COUNT_DEAD_LETTERS: step_log.dead_letters.count,
             },
             commands={
                 **bound.commands,
@@ -176,7 +182,7 @@ class Node:
     def _replayer(self, name: str, step_log: StepLog) -> Handler:
         async def replay_dead_letter(letter_id: int) -> dict[str, Any]:
             """Deliver a dead letter's event to its service again (after a fix, say)."""
-            event = await step_log.exhume(letter_id)
+            event = await step_log.dead_letters.exhume(letter_id)
             self.actors[name].tell(HandleEvents((event,)))
             self.metrics.replayed(name)
             return {"replayed": f"{name}-{letter_id}", "orderId": event.order_id}

@@ -65,6 +65,12 @@ class Metrics:
             "dead_letter_replays", "Dead letters delivered again on request.", "service"
         )
         self._mailbox = self.gauge("mailbox_events", "Events waiting in a mailbox.", "service")
+        self._observer_failures = self.counter(
+            "observer_failures",
+            "Times an observer of committed steps (the relay, waiting reads, the monitor's "
+            "feed, the step log lines) raised; the others were still told.",
+            "observer",
+        )
         self._bus_rejected = self.counter(
             "bus_rejected",
             "Messages dropped from the bus: unsigned, bad signature, unknown key, stale, "
@@ -87,6 +93,9 @@ class Metrics:
 
     def bus_rejected(self, reason: str) -> None:
         self._bus_rejected.labels(reason).inc()
+
+    def observer_failed(self, observer: str) -> None:
+        self._observer_failures.labels(observer).inc()
 
     def replayed(self, service: str) -> None:
         self._replays.labels(service).inc()

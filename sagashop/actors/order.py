@@ -34,6 +34,7 @@ from sagashop.events import Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.requests import Request
 from sagashop.saga import Service, StepLog, step
+from sagashop.saga.watch import StepWatch
 from sagashop.store.book import Book, Row, canonical_uuid, values
 from sagashop.store.facts import table
 from sagashop.store.order import ORDERS, Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
@@ -343,18 +344,20 @@ async def audit_facts() -> dict[str, Any]:
     return {"orders": await table(Order, *columns, *times)}
 
 
-async def get_order(order_id: str, wait: float = 0.0, *, step_log: StepLog) -> dict[str, Any]:
+async def get_order(
+    order_id: str, wait: float = 0.0, *, step_log: StepLog, watch: StepWatch
+) -> dict[str, Any]:
     """The order; with `wait`, once it has ended or `wait` seconds have passed. One read of
     one row, its SQL built once: clients follow their orders with it."""
 
     async def read() -> dict[str, Any]:
         return shown(Order, await _read(step_log, order_id), "backoff")
 
-    return await _once_ended(order_id, wait, step_log, read)
+    return await _once_ended(order_id, wait, watch, read)
 
 
 async def get_order_status(
-    order_id: str, wait: float = 0.0, *, step_log: StepLog
+    order_id: str, wait: float = 0.0, *, step_log: StepLog, watch: StepWatch
 ) -> dict[str, Any]:
     """Only where the order stands: the smallest read, for clients that wait for the outcome."""
 
@@ -362,7 +365,7 @@ async def get_order_status(
         row = await _read(step_log, order_id, ("status", "failure_reason"))
         return {"id": order_id, "status": row["status"], "failureReason": row["failure_reason"]}
 
-    return await _once_ended(order_id, wait, step_log, read)
+    return await _once_ended(order_id, wait, watch, read)
 
 
 async def _read(
@@ -377,7 +380,7 @@ async def _read(
 async def _once_ended(
     order_id: str,
     wait: float,
-    step_log: StepLog,
+    watch: StepWatch,
     read: Callable[[], Awaitable[dict[str, Any]]],
 ) -> dict[str, Any]:
     """What `read` finds once the order is no longer PENDING, or when `wait` runs out. It reads
@@ -388,7 +391,7 @@ async def _once_ended(
     loop = asyncio.get_running_loop()
     give_up_at = loop.time() + wait
     while True:
-        with step_log.watch.next_step(order_id) as stepped:
+        with watch.next_step(order_id) as stepped:
             found_now = await read()
             remaining = give_up_at - loop.time()
             if found_now["status"] != OrderStatus.PENDING or remaining <= 0:

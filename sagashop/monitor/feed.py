@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from sagashop.events import Event, kind_of, utc_now
+from sagashop.saga.observers import Committed
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,13 @@ class StepFeed:
     def listening(self) -> bool:
         """Whether a monitor page listened when last looked (a quarter second ago at most)."""
         return self._listening
+
+    def committed(self, batch: Committed) -> None:
+        """Note the steps the batch took, while a page listens."""
+        if self._listening:
+            for seen in batch.steps:
+                if seen.fresh:
+                    self.taken(batch.service, seen.order_id, seen.step, seen.handled, seen.outcome)
 
     def taken(
         self, service: str, order_id: str, step: str, handled: str, outcome: Event | None

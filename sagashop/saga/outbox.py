@@ -24,6 +24,7 @@ from functools import partial
 from typing import Protocol
 
 from sagashop.events import Event
+from sagashop.saga.observers import Committed, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +41,6 @@ class Local(Protocol):
     def hand_over(self, events: Sequence[Event], taken: Callable[[], None]) -> bool:
         """Give the events to the services that handle them; `taken` is called (from any
         thread) once they all have. False if the services take nothing more (stopping)."""
-
-
-class Outbox(Protocol):
-    """Where one service keeps what its steps emitted (its `StepLog`)."""
-
-    service: str
-
-    async def unpublished(self, older_than: datetime, limit: int) -> list[tuple[int, Event]]: ...
-
-    async def mark_published(self, ids: Sequence[int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -100,6 +91,12 @@ class Relay:
         if outgoing.key not in self._pending:
             self._pending.add(outgoing.key)
             self._queue.put_nowait(outgoing)
+
+    def committed(self, batch: Committed) -> None:
+        """Send what the batch's steps emitted, and again what those taken before had."""
+        for seen in batch.steps:
+            if seen.outcome is not None and seen.record_id is not None:
+                self.send(batch.outbox, seen.record_id, seen.outcome)
 
     def watch(self, seen: Callable[[Sequence[Event]], None]) -> Callable[[], None]:
         """Tell `seen` of every batch of events sent from now on, however it went (the bus, or

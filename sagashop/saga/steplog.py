@@ -8,28 +8,29 @@ with its outcome. The (order, step) key is unique, so if another process took a 
 the insert fails, the whole batch rolls back, and taken again it finds the step done. A step
 taken before is not taken again: its recorded outcome is published once more, so a redelivery
 heals a loss further down.
+
+That is its one job. Who hears of a committed batch (the outbox's relay, waiting reads, the
+monitor, the log) is an observer wired in at start (`sagashop.saga.observers`); the events it
+gives up on are kept by `DeadLetters`.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
 from sagashop.events import Event, EventName, kind_of
-from sagashop.monitor.feed import StepFeed
+from sagashop.saga.deadletters import DeadLetters
 from sagashop.saga.declare import Step
-from sagashop.saga.outbox import Relay
-from sagashop.saga.watch import StepWatch
+from sagashop.saga.observers import Committed, Observer, StepSeen
 from sagashop.store import batch
 from sagashop.store.batch import Database, Script, Sql
 from sagashop.store.book import Book, Keyed, canonical_uuid
 from sagashop.store.errors import store_errors, store_errors_here
 from sagashop.store.journal import DeadLetter, StepRecord
-from sagashop.store.render import as_json, found, now
 
 Decide = Callable[[Book], Event | None]
 """What a step does, on the batch's rows: the event it emits, if any."""
@@ -80,23 +81,19 @@ class StepLog:
         service: str,
         records: type[StepRecord],
         dead_letters: type[DeadLetter],
-        relay: Relay,
+        observers: Observer,
         tables: Sequence[Keyed] = (),
-        feed: StepFeed | None = None,
         database: Database | None = None,
     ) -> None:
         self.service = service
         self.records = records
-        self.dead_letters = dead_letters
-        self.relay = relay
+        self.dead_letters = DeadLetters(service, dead_letters)
+        self.observers = observers
+        """Told of every committed batch: the relay publishes what it emitted, and so on."""
         self.tables = tuple(tables)
         """What the service's steps read and write (see `Book`)."""
-        self.feed = feed
-        """Where the monitor page hears of each committed step (none in the store tests)."""
-        self.watch = StepWatch()
         self.database = database or Database(service)
         """The service's cheap reads, and batches taken on its actor's thread."""
-        self.log = logging.getLogger(f"sagashop.{service}")
         self._steps = Keyed(records, by=("order_id",), key=("order_id",))
 
     async def run(self, chosen: Step, event: Event) -> Event | None:
@@ -142,10 +139,20 @@ class StepLog:
         its failure event, so the saga undoes what came before; both in one transaction."""
         text = f"{type(error).__name__}: {error}"
         if chosen.fails_as is None:
+            bury = self.dead_letters.bury
             async with store_errors():
-                await batch.run(self.service, lambda sql: self._bury(sql, event, chosen.name, text))
-            if self.log.isEnabledFor(logging.DEBUG):
-                self._log_step(event.order_id, chosen.name, event.name, event.event_id, "failed")
+                await batch.run(self.service, lambda sql: bury(sql, event, chosen.name, text))
+            seen = StepSeen(
+                event.order_id,
+                chosen.name,
+                event.name,
+                event.event_id,
+                outcome=None,
+                record_id=None,
+                fresh=False,
+                failed=True,
+            )
+            self.observers.committed(Committed(self, (seen,)))
             return None
         reason = f"{self.service} failed: internal error ({text})"[:250]
         failure = event.follow(chosen.fails_as, reason)
@@ -160,18 +167,9 @@ class StepLog:
         return [taken.outcomes[claim.key] for claim in claims]
 
     def _after(self, claims: Sequence[_Claim], taken: _Taken) -> None:
-        """Once the batch committed: what it asked for, publishing what it emitted (and again
-        what the steps taken before had), waking who waits, telling the monitor."""
+        """Once the batch committed: what its steps asked for, then the observers."""
         taken.book.committed()
-        for key, record_id in taken.fresh.items():
-            self._committed(record_id, key[0], taken.outcomes[key])
-        for key, record_id in taken.replayed.items():
-            if (outcome := taken.outcomes[key]) is not None:
-                self.relay.send(self, record_id, outcome)
-        if self.feed is not None and self.feed.listening:
-            self._show(self.feed, claims, taken)
-        if self.log.isEnabledFor(logging.DEBUG):  # hundreds of steps a second: usually off
-            self._log_steps(claims, taken)
+        self.observers.committed(Committed(self, tuple(_seen(claims, taken))))
 
     def _batch(self, sql: Sql, claims: Sequence[_Claim]) -> Script[_Taken]:
         """The transaction (see the module's docstring)."""
@@ -190,7 +188,7 @@ class StepLog:
         yield from batch.save(sql, book)
         for claim in fresh:
             if claim.gave_up is not None:
-                yield from self._bury(sql, claim.event, claim.step, claim.gave_up)
+                yield from self.dead_letters.bury(sql, claim.event, claim.step, claim.gave_up)
         ids: dict[StepKey, int] = {}
         if fresh:
             rows = [self._step_row(claim, outcomes[claim.key], moment) for claim in fresh]
@@ -221,63 +219,6 @@ class StepLog:
             "handled_at": moment,
         }
 
-    def _bury(self, sql: Sql, event: Event, step: str, error: str) -> Script[None]:
-        """Keep the event as the dead letter of its (order, step), counting the failures."""
-        moment = datetime.now(UTC)
-        letter = {
-            "order_id": canonical_uuid(event.order_id),
-            "step": step,
-            "event": event.to_dict(),
-            "error": error,
-            "failures": 1,
-            "created_at": moment,
-            "updated_at": moment,
-            "replayed_at": None,
-        }
-        again = {"event": "excluded", "error": "excluded", "updated_at": "excluded"}
-        again |= {"failures": '{row}."failures" + 1', "replayed_at": "NULL"}
-        yield sql.upsert(self.dead_letters, letter, ("order_id", "step"), again)
-
-    def _log_steps(self, claims: Sequence[_Claim], taken: _Taken) -> None:
-        """A line per claim; a claim twice in one batch (an event delivered twice) was taken
-        once, by the first."""
-        seen: set[StepKey] = set()
-        for c in claims:
-            outcome = "already taken" if c.key in seen else _outcome(c, taken)
-            seen.add(c.key)
-            self._log_step(c.event.order_id, c.step, c.handled, c.event_id, outcome)
-
-    def _log_step(
-        self, order_id: str, step: str, handled: str, event_id: str | None, outcome: str
-    ) -> None:
-        """The one log line for each step taken, taken before, or given up on (`--log-steps`),
-        with its facts as fields of their own for the JSON log format."""
-        fields = {"order_id": order_id, "event_id": event_id, "service": self.service}
-        self.log.debug(
-            "order %s: %s.%s on %s: %s",
-            order_id,
-            self.service,
-            step,
-            handled,
-            outcome,
-            extra={**fields, "step": step, "outcome": outcome},
-        )
-
-    def _show(self, feed: StepFeed, claims: Sequence[_Claim], taken: _Taken) -> None:
-        """Tell the monitor of each step this batch took (a claim twice in it was taken once)."""
-        shown: set[StepKey] = set()
-        for claim in claims:
-            if claim.key in taken.fresh and claim.key not in shown:
-                shown.add(claim.key)
-                outcome = taken.outcomes[claim.key]
-                feed.taken(self.service, claim.event.order_id, claim.step, claim.handled, outcome)
-
-    def _committed(self, record_id: int, order_id: str, outcome: Event | None) -> None:
-        """Wake who waits for the order, and have the relay publish what the step emitted."""
-        self.watch.stepped(order_id)
-        if outcome is not None:
-            self.relay.send(self, record_id, outcome)
-
     async def republish(self, order_id: str, step: str) -> Event | None:
         """Publish again what a step emitted (the order service re-drives a stalled saga so)."""
         recorded = await self.records.get_or_none(order_id=order_id, step=step)
@@ -287,7 +228,16 @@ class StepLog:
         if recorded.outcome is None:
             return None
         outcome = Event.from_dict(recorded.outcome)
-        self.relay.send(self, recorded.id, outcome)
+        seen = StepSeen(
+            str(recorded.order_id),
+            recorded.step,
+            recorded.handled,
+            event_id=None,
+            outcome=outcome,
+            record_id=recorded.id,
+            fresh=False,
+        )
+        self.observers.committed(Committed(self, (seen,)))
         return outcome
 
     async def timeline(self, order_id: str) -> list[dict[str, Any]]:
@@ -305,29 +255,6 @@ class StepLog:
             }
             for row in rows
         ]
-
-    async def dead(
-        self, after: Mapping[str, int] | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The letters, oldest first, `limit` of them at most, past the number `after` gives
-        this service (the last each service's letters gave on a page across all of them)."""
-        mark = (after or {}).get(self.service, 0)
-        chosen = self.dead_letters.filter(id__gt=mark).order_by("id")
-        letters = await (chosen if limit is None else chosen.limit(limit))
-        return [
-            {**as_json(letter), "id": f"{self.service}-{letter.id}", "service": self.service}
-            for letter in letters
-        ]
-
-    async def count_dead(self) -> int:
-        """How many letters wait for a fix and a replay (not those replayed already)."""
-        return await self.dead_letters.filter(replayed_at=None).count()
-
-    async def exhume(self, letter_id: int) -> Event:
-        """The dead letter's event, marked as replayed, for the caller to deliver again."""
-        letter = await found(self.dead_letters, "dead letter", str(letter_id))
-        await self.dead_letters.filter(id=letter_id).update(replayed_at=now())
-        return Event.from_dict(letter.event)
 
     async def unpublished(self, older_than: datetime, limit: int) -> list[tuple[int, Event]]:
         rows = (
@@ -368,12 +295,25 @@ def _first_of_each(claims: Sequence[_Claim]) -> list[_Claim]:
     return list(firsts.values())
 
 
-def _outcome(claim: _Claim, taken: _Taken) -> str:
-    """What a claim came to, for its log line: the event it emitted (or nothing), the step was
-    taken before, or it failed for good."""
-    if claim.key not in taken.fresh:
-        return "already taken"
-    if claim.gave_up is not None:
-        return "failed"
-    emitted = taken.outcomes[claim.key]
-    return "nothing" if emitted is None else emitted.name
+def _seen(claims: Sequence[_Claim], taken: _Taken) -> list[StepSeen]:
+    """Each claim as observers see it: a claim twice in one batch (an event delivered twice)
+    was taken by the first; the second, like one taken before, gives its outcome again."""
+    seen: list[StepSeen] = []
+    first: set[StepKey] = set()
+    for claim in claims:
+        fresh = claim.key in taken.fresh and claim.key not in first
+        first.add(claim.key)
+        record_id = taken.fresh.get(claim.key) or taken.replayed.get(claim.key)
+        seen.append(
+            StepSeen(
+                claim.event.order_id,
+                claim.step,
+                claim.handled,
+                claim.event_id,
+                taken.outcomes[claim.key],
+                record_id,
+                fresh,
+                fresh and claim.gave_up is not None,
+            )
+        )
+    return seen

@@ -1,7 +1,8 @@
 """Readers that wait for an order's next step instead of polling for it.
 
 A reader registers before it reads, so a step that commits between its read and its wait still
-wakes it; the step log wakes every reader of an order once a step of that order has committed.
+wakes it; every reader of an order wakes once a step of that order has committed (the watch
+observes the service's step log).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from sagashop.saga.observers import Committed
 
 
 class StepWatch:
@@ -29,6 +32,11 @@ class StepWatch:
             waiting.discard(stepped)
             if not waiting:
                 self._waiting.pop(order_id, None)
+
+    def committed(self, batch: Committed) -> None:
+        for seen in batch.steps:
+            if seen.fresh:
+                self.stepped(seen.order_id)
 
     def stepped(self, order_id: str) -> None:
         for waiter in self._waiting.get(order_id, ()):

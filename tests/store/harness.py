@@ -17,7 +17,9 @@ from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics
 from sagashop.requests import Request
 from sagashop.saga import Service, Step, StepLog
+from sagashop.saga.observers import Observers
 from sagashop.saga.outbox import Relay
+from sagashop.saga.watch import StepWatch
 from sagashop.store import Store
 from sagashop.store.errors import translated
 from sagashop.store.journal import StepRecord
@@ -65,11 +67,17 @@ class Steps:
         self.published: list[Event] = []
         """What the relay published: nothing, as long as no test runs it."""
         self.relay = Relay(self._publish)
+        self.watch = StepWatch()
+        """Wakes the order service's waiting reads."""
         self.payments = PaymentMock(failure_rate=0.0, test_controls=True)
         self.metrics = Metrics("pubsub", [service.name for service in SERVICES], saga_deadline=30)
         self.logs = {
             service.name: StepLog(
-                service.name, service.records, service.dead_letters, self.relay, service.tables
+                service.name,
+                service.records,
+                service.dead_letters,
+                Observers([self.relay, self.watch]),
+                service.tables,
             )
             for service in SERVICES
         }
@@ -81,6 +89,7 @@ class Steps:
             {
                 "ask": self.ask,
                 "step_log": self.logs[service],
+                "watch": self.watch,
                 "payments": self.payments,
                 "deadlines": deadlines,
                 "sagas": self.metrics.sagas,
@@ -192,7 +201,7 @@ class Steps:
         return [(record_id, event) for record_id, event in unsent if event.order_id == order_id]
 
     async def dead_letters(self, service: str, order_id: str) -> list[dict[str, Any]]:
-        letters = await self.within(self.logs[service].dead())
+        letters = await self.within(self.logs[service].dead_letters.listed())
         return [letter for letter in letters if letter["orderId"] == order_id]
 
     async def others_wait_for_a_lock(self) -> None:

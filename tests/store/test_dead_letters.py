@@ -101,7 +101,7 @@ async def test_exhuming_a_letter_gives_its_event_back_and_marks_it_replayed(
     await steps.give_up("user", spent, RuntimeError("boom"))
     [letter] = await steps.dead_letters("user", purchase.order_id)
 
-    exhumed = await steps.within(steps.logs["user"].exhume(number(letter)))
+    exhumed = await steps.within(steps.logs["user"].dead_letters.exhume(number(letter)))
 
     assert exhumed == spent
     [replayed] = await steps.dead_letters("user", purchase.order_id)
@@ -120,7 +120,7 @@ async def test_failing_again_after_a_replay_clears_the_replayed_mark(steps: Step
     spent = purchase.then(EventName.ORDER_COMPLETED)
     await steps.give_up("user", spent, RuntimeError("first"))
     [letter] = await steps.dead_letters("user", purchase.order_id)
-    await steps.within(steps.logs["user"].exhume(number(letter)))
+    await steps.within(steps.logs["user"].dead_letters.exhume(number(letter)))
 
     await steps.give_up("user", spent, RuntimeError("second"))
 
@@ -135,4 +135,4 @@ async def test_failing_again_after_a_replay_clears_the_replayed_mark(steps: Step
 
 async def test_exhuming_a_letter_that_does_not_exist_is_not_found(steps: Steps) -> None:
     with pytest.raises(NotFound, match="no dead letter with id 987654321"):
-        await steps.within(steps.logs["payment"].exhume(987_654_321))
+        await steps.within(steps.logs["payment"].dead_letters.exhume(987_654_321))

@@ -1,7 +1,7 @@
 """The layout tells the architecture, and these keep it so: no import cycle, `actors/` holds the
 six services and nothing else, only the store knows the database drivers (its errors
-translate theirs, and its batches run on their connections), and every error class is in the
-one tree of `sagashop.errors`."""
+translate theirs, and its batches run on their connections), the saga runtime knows neither the
+monitor nor the front door, and every error class is in the one tree of `sagashop.errors`."""
 
 from __future__ import annotations
 
@@ -68,6 +68,19 @@ def test_only_the_store_knows_the_database_drivers() -> None:
         )
     )
     assert knowing == ["sagashop.store.batch", "sagashop.store.errors"]
+
+
+def test_the_saga_runtime_knows_neither_the_monitor_nor_the_front_door() -> None:
+    """The step log tells observers (`saga/observers.py`); which ones, the wiring decides."""
+    known = modules()
+    runtime = {name: tree for name, tree in known.items() if name.startswith("sagashop.saga")}
+    reaching = {
+        f"{name} -> {other}"
+        for name, tree in runtime.items()
+        for other in imported(tree, known)
+        if other.startswith(("sagashop.monitor", "sagashop.http"))
+    }
+    assert reaching == set()
 
 
 def test_every_error_sagashop_raises_on_purpose_is_in_one_tree() -> None:
