@@ -15,10 +15,10 @@ import pytest
 from redis.asyncio import Redis
 
 from sagashop.config import Settings
-from sagashop.events import EventName
 from sagashop.transport import Channels
 from tests.cluster.processes import cluster
 from tests.support import Shop, eventually, make_settings, started_shop, states
+from tests.topology import trigger
 
 WITHOUT_PAYMENT = "order,user,inventory,item,notification"
 PATIENT = {"nudge_after": 600.0, "saga_deadline": 1200.0}
@@ -69,7 +69,7 @@ async def test_entries_a_dead_consumer_left_unacknowledged_are_taken_over(
     shop = streams_shop
     assert shop.node is not None
     settings = shop.node.settings
-    stream = Channels(settings.namespace).stream(EventName.ITEM_RESERVED)
+    stream = Channels(settings.namespace).stream(trigger("payment", "charge"))
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
         await redis.xgroup_create(stream, "payment", id="0", mkstream=True)

@@ -8,6 +8,9 @@ from typing import Any
 from sagashop.events import EventName
 from sagashop.requests import Request
 from tests.store.harness import Purchase, Steps
+from tests.topology import trigger
+
+CHARGED_ON = trigger("payment", "charge")
 
 
 async def decline_rate(steps: Steps, rate: float) -> None:
@@ -28,7 +31,7 @@ async def test_a_provider_that_declines_everything_rejects_the_charge(steps: Ste
     await decline_rate(steps, 1.0)
     purchase = await steps.purchase(price=1_000)
 
-    rejected = await steps.take("payment", purchase.then(EventName.ITEM_RESERVED))
+    rejected = await steps.take("payment", purchase.then(CHARGED_ON))
 
     assert rejected is not None
     assert (rejected.name, rejected.reason) == (
@@ -47,7 +50,7 @@ async def test_a_provider_that_declines_nothing_captures_the_amount(steps: Steps
     await decline_rate(steps, 0.0)
     purchase = await steps.purchase(price=1_250, quantity=3)
 
-    processed = await steps.take("payment", purchase.then(EventName.ITEM_RESERVED))
+    processed = await steps.take("payment", purchase.then(CHARGED_ON))
 
     assert processed is not None
     assert (processed.name, processed.amount) == (EventName.PAYMENT_PROCESSED, 3_750)
@@ -58,7 +61,7 @@ async def test_a_provider_that_declines_nothing_captures_the_amount(steps: Steps
 async def test_a_declined_charge_redelivered_is_not_tried_again(steps: Steps) -> None:
     await decline_rate(steps, 1.0)
     purchase = await steps.purchase()
-    reserved = purchase.then(EventName.ITEM_RESERVED)
+    reserved = purchase.then(CHARGED_ON)
     rejected = await steps.take("payment", reserved)
     await decline_rate(steps, 0.0)
 
@@ -71,7 +74,7 @@ async def test_a_declined_charge_redelivered_is_not_tried_again(steps: Steps) ->
 async def test_an_expiry_after_the_capture_refunds_it(steps: Steps) -> None:
     await decline_rate(steps, 0.0)
     purchase = await steps.purchase(price=800)
-    await steps.take("payment", purchase.then(EventName.ITEM_RESERVED))
+    await steps.take("payment", purchase.then(CHARGED_ON))
     expired = purchase.then(EventName.ORDER_EXPIRED, "order: no outcome within the 30s deadline")
 
     refunded = await steps.take("payment", expired)
@@ -94,7 +97,7 @@ async def test_an_expiry_after_the_capture_refunds_it(steps: Steps) -> None:
 async def test_an_expiry_after_a_decline_leaves_the_decline(steps: Steps) -> None:
     await decline_rate(steps, 1.0)
     purchase = await steps.purchase()
-    await steps.take("payment", purchase.then(EventName.ITEM_RESERVED))
+    await steps.take("payment", purchase.then(CHARGED_ON))
 
     refunded = await steps.take("payment", purchase.then(EventName.ORDER_EXPIRED))
 
@@ -105,7 +108,7 @@ async def test_an_expiry_after_a_decline_leaves_the_decline(steps: Steps) -> Non
 
 async def test_a_payment_that_crashes_is_given_up_as_a_rejection(steps: Steps) -> None:
     purchase = await steps.purchase()
-    reserved = purchase.then(EventName.ITEM_RESERVED)
+    reserved = purchase.then(CHARGED_ON)
 
     failure = await steps.give_up("payment", reserved, ConnectionError("provider down"))
 

@@ -8,6 +8,7 @@ import pytest
 from sagashop.events import EventName
 from sagashop.requests import Request
 from tests.store.harness import Holdings, Steps
+from tests.topology import trigger
 
 
 async def test_a_redelivered_event_replays_the_recorded_outcome_and_acts_once(
@@ -80,7 +81,7 @@ async def test_a_reservation_holds_once_however_often_its_event_arrives(
 
 async def test_a_charge_redelivered_charges_once(steps: Steps) -> None:
     purchase = await steps.purchase(price=700, quantity=2)
-    reserved = purchase.then(EventName.ITEM_RESERVED)
+    reserved = purchase.then(trigger("payment", "charge"))
 
     first = await steps.take("payment", reserved)
     again = await steps.take("payment", reserved)

@@ -9,6 +9,7 @@ import pytest
 from sagashop.events import EventName
 from sagashop.requests import Request
 from tests.store.harness import Holdings, Steps
+from tests.topology import trigger
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ async def test_an_expiry_before_the_charge_voids_it_and_the_charge_is_refused(
     purchase = await steps.purchase(price=900)
 
     refunded = await steps.take("payment", purchase.then(EventName.ORDER_EXPIRED, "deadline"))
-    late = await steps.take("payment", purchase.then(EventName.ITEM_RESERVED))
+    late = await steps.take("payment", purchase.then(trigger("payment", "charge")))
 
     assert refunded is not None
     assert refunded.name is EventName.PAYMENT_REFUNDED

@@ -15,6 +15,7 @@ import pytest
 
 from sagashop.events import Event, EventName, new_id
 from tests.support import Shop, eventually
+from tests.topology import trigger
 from tests.wire import bus, losing, published
 
 E = EventName
@@ -36,7 +37,7 @@ class Part:
 PARTS = [
     Part(
         "user",
-        E.ORDER_CREATED,
+        trigger("user", "reserve"),
         E.INVENTORY_RELEASED,
         E.BALANCE_RESERVED,
         E.BALANCE_RELEASED,
@@ -45,7 +46,7 @@ PARTS = [
     ),
     Part(
         "inventory",
-        E.BALANCE_RESERVED,
+        trigger("inventory", "reserve"),
         E.ITEM_RELEASED,
         E.INVENTORY_RESERVED,
         E.INVENTORY_RELEASED,
@@ -54,7 +55,7 @@ PARTS = [
     ),
     Part(
         "item",
-        E.INVENTORY_RESERVED,
+        trigger("item", "reserve"),
         E.PAYMENT_REJECTED,
         E.ITEM_RESERVED,
         E.ITEM_RELEASED,
@@ -63,7 +64,7 @@ PARTS = [
     ),
     Part(
         "payment",
-        E.ITEM_RESERVED,
+        trigger("payment", "charge"),
         E.ORDER_EXPIRED,
         E.PAYMENT_PROCESSED,
         E.PAYMENT_REFUNDED,
