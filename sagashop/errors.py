@@ -13,6 +13,7 @@ caller is told are decided by class:
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 
@@ -75,6 +76,14 @@ class Unavailable(CallerError):
 
     status = 503
     code = "service_unavailable"
+
+
+def answer_to(error: SagashopError, log: logging.Logger, where: str) -> CallerError:
+    """The answer a caller gets for `error`. The system's own errors are logged first, in one
+    line: the caller sees only the answer, so the log is where an operator finds the cause."""
+    if not isinstance(error, CallerError):
+        log.warning("%s: %s: %s", where, type(error).__name__, error)
+    return error.answer()
 
 
 _BY_CODE: dict[str, type[CallerError]] = {

@@ -11,7 +11,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, Field
 
-from sagashop.errors import CallerError, SagashopError
+from sagashop.errors import CallerError, SagashopError, answer_to
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,8 @@ def error_response(status: int, body: dict[str, Any]) -> web.Response:
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except CallerError as error:
-        return _refused(error)
-    except SagashopError as error:  # the system's own, named: one line, no traceback
-        log.warning("%s %s: %s: %s", request.method, request.path, type(error).__name__, error)
-        return _refused(error.answer())
+    except SagashopError as error:
+        return _refused(answer_to(error, log, f"{request.method} {request.path}"))
     except web.HTTPException as error:
         if error.status < 400:
             raise

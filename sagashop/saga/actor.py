@@ -96,7 +96,10 @@ class Mailbox(queue.Queue[Any]):
     def holding(self) -> int:
         """Events held back."""
         with self.mutex:
-            return sum(len(message.events) for message in self._held)
+            return self._held_events()
+
+    def _held_events(self) -> int:
+        return sum(len(message.events) for message in self._held)
 
     def take_events(self, most: int) -> list[HandleEvents]:
         """`HandleEvents` messages from the head of the queue, up to `most` events in all;
@@ -123,10 +126,13 @@ class Mailbox(queue.Queue[Any]):
         """Events waiting, held back ones included (any other message counts as one), for the
         metrics when scraped."""
         with self.mutex:
-            return sum(
-                len(e.message.events) if isinstance(e.message, HandleEvents) else 1
-                for e in self.queue
-            ) + sum(len(message.events) for message in self._held)
+            return (
+                sum(
+                    len(e.message.events) if isinstance(e.message, HandleEvents) else 1
+                    for e in self.queue
+                )
+                + self._held_events()
+            )
 
 
 def _is_call(message: Any, name: Request) -> bool:

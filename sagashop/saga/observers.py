@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Protocol
 
 from sagashop.events import Event
@@ -90,7 +91,7 @@ class StepLines:
     would otherwise fill the log."""
 
     def committed(self, batch: Committed) -> None:
-        logger = logging.getLogger(f"sagashop.{batch.service}")
+        logger = _service_log(batch.service)
         if not logger.isEnabledFor(logging.DEBUG):
             return
         for seen in batch.steps:
@@ -105,6 +106,12 @@ class StepLines:
                 outcome,
                 extra={**fields, "service": batch.service, "step": seen.step, "outcome": outcome},
             )
+
+
+@cache
+def _service_log(service: str) -> logging.Logger:
+    """Told of every batch: looked up once, not under the logging module's lock each time."""
+    return logging.getLogger(f"sagashop.{service}")
 
 
 def _outcome(seen: StepSeen) -> str:

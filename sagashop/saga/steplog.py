@@ -303,7 +303,7 @@ def _seen(claims: Sequence[_Claim], taken: _Taken) -> list[StepSeen]:
     for claim in claims:
         fresh = claim.key in taken.fresh and claim.key not in first
         first.add(claim.key)
-        record_id = taken.fresh.get(claim.key) or taken.replayed.get(claim.key)
+        record_id = taken.fresh.get(claim.key, taken.replayed.get(claim.key))
         seen.append(
             StepSeen(
                 claim.event.order_id,

@@ -15,7 +15,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from sagashop.errors import CallerError, SagashopError, Unavailable, error_from_dict
+from sagashop.errors import (
+    CallerError,
+    SagashopError,
+    Unavailable,
+    answer_to,
+    error_from_dict,
+)
 from sagashop.events import new_id
 from sagashop.transport.channels import Channels
 from sagashop.transport.claims import DeliveryClaims
@@ -124,7 +130,8 @@ class Requests:
         try:
             reply = {"value": await self._serve(service, request["name"], request["args"])}
         except SagashopError as error:  # the same answer as a caller in this process gets
-            reply = {"error": error.answer().to_dict()}
+            answer = answer_to(error, log, f"requests: {service}.{request.get('name')!r}")
+            reply = {"error": answer.to_dict()}
         except Exception:
             log.exception("requests: %s.%r failed", service, request.get("name"))
             reply = {"error": CallerError(f"the {service} service failed").to_dict()}

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
 from pykka._envelope import Envelope
 from tortoise.exceptions import IntegrityError, OperationalError
 
-from sagashop.errors import Conflict, NotFound, Unavailable
+from sagashop.errors import Conflict, NotFound, Unavailable, answer_to
 from sagashop.events import Event, EventName, MalformedEvent
 from sagashop.requests import Request
 from sagashop.saga import Service, inject, step
@@ -74,6 +75,16 @@ def test_what_a_caller_is_told_is_decided_by_the_errors_class() -> None:
     internal = StoreConflict("dup").answer()
     assert (internal.status, internal.code) == (500, "internal_error")
     assert "dup" not in internal.message, "the details stay in the server's log"
+
+
+def test_the_systems_own_error_is_logged_where_it_is_answered_and_an_answer_is_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = logging.getLogger("test")
+    assert answer_to(StoreUnavailable("gone"), log, "GET /orders/x").status == 503
+    missing = NotFound("no user")
+    assert answer_to(missing, log, "GET /user/x") is missing
+    assert [r.getMessage() for r in caplog.records] == ["GET /orders/x: StoreUnavailable: gone"]
 
 
 def test_an_absent_database_is_retried_until_the_budget_runs_out() -> None:
