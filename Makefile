@@ -28,7 +28,7 @@ bench: $(STAMP)
 		--users $(BENCH_FLASH_USERS) --stock $(BENCH_FLASH_STOCK) --concurrency $(BENCH_CONCURRENCY) $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check sagashop tests bench run.py
+	$(BIN)/ruff check sagashop tests run.py
 	$(BIN)/mypy
 
 $(STAMP): pyproject.toml

@@ -17,19 +17,34 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
-from sagashop.requests import Request
-from sagashop.saga import Service
+from sagashop.actors.inventory import InventoryFacts
+from sagashop.actors.item import ItemFacts
+from sagashop.actors.order import OrderFacts
+from sagashop.actors.payment import PaymentFacts
+from sagashop.actors.user import UserFacts
+from sagashop.names import Request, ServiceName
 from sagashop.store.facts import Table
 from sagashop.store.reservations import HOLDING
 
-Facts = Mapping[str, Mapping[str, Table]]
-"""service -> table name -> the table, as each service's `audit_facts` answers."""
 Row = dict[str, Any]
 Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What each audited service reports (its `audit_facts`), by service: a field for each
+    service whose declaration answers `Request.AUDIT_FACTS` (a test keeps the two the same)."""
+
+    order: OrderFacts
+    user: UserFacts
+    inventory: InventoryFacts
+    item: ItemFacts
+    payment: PaymentFacts
 
 
 @dataclass(frozen=True)
@@ -64,34 +79,73 @@ class Report:
         return [f"{verdict} ({summary})", *(f"  {violation}" for violation in self.violations)]
 
 
-async def gather(ask: Ask, services: Iterable[Service]) -> Facts:
+async def gather(ask: Ask) -> Facts:
     """Every audited service's facts; a service that does not answer makes this fail."""
-    audited = [service.name for service in services if service.audited]
+    audited = [ServiceName(f.name) for f in fields(Facts)]
     answers = await asyncio.gather(*(ask(name, Request.AUDIT_FACTS, {}) for name in audited))
-    return dict(zip(audited, answers, strict=True))
+    return Facts(**{name.value: answer for name, answer in zip(audited, answers, strict=True)})
+
+
+def _rows(table: Table) -> list[Row]:
+    return [dict(zip(table["columns"], row, strict=True)) for row in table["rows"]]
+
+
+def _orders(rows: list[Row]) -> dict[str, Row]:
+    moments = ("created_at", "updated_at", "deadline_at")
+    return {
+        order["id"]: {**order, **{m: datetime.fromisoformat(order[m]) for m in moments}}
+        for order in rows
+    }
 
 
 @dataclass(frozen=True)
 class Books:
-    """The facts, each table's rows as dicts by column name."""
+    """The facts' tables as rows (dicts by column name), each made once: several checks read
+    the same one."""
 
-    facts: Facts
-    _read: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
+    orders: dict[str, Row]
+    users: list[Row]
+    money_held: list[Row]
+    items: list[Row]
+    stock_held: list[Row]
+    bags: list[Row]
+    contents: list[Row]
+    slots_held: list[Row]
+    payments: list[Row]
 
-    def rows(self, service: str, table: str) -> list[Row]:
-        """Made once per table: several checks read the same one."""
-        if (service, table) not in self._read:
-            found = self.facts[service][table]
-            self._read[(service, table)] = [
-                dict(zip(found["columns"], row, strict=True)) for row in found["rows"]
-            ]
-        return self._read[(service, table)]
+    @classmethod
+    def of(cls, facts: Facts) -> Books:
+        return cls(
+            orders=_orders(_rows(facts.order["orders"])),
+            users=_rows(facts.user["users"]),
+            money_held=_rows(facts.user["held"]),
+            items=_rows(facts.item["items"]),
+            stock_held=_rows(facts.item["held"]),
+            bags=_rows(facts.inventory["bags"]),
+            contents=_rows(facts.inventory["contents"]),
+            slots_held=_rows(facts.inventory["held"]),
+            payments=_rows(facts.payment["payments"]),
+        )
+
+    @cached_property
+    def parts(self) -> dict[ServiceName, dict[str, tuple[str, int]]]:
+        """service -> order -> (state, how much): each service's part of each order."""
+        kept = {
+            ServiceName.USER: (self.money_held, "amount"),
+            ServiceName.INVENTORY: (self.slots_held, "quantity"),
+            ServiceName.ITEM: (self.stock_held, "quantity"),
+            ServiceName.PAYMENT: (self.payments, "amount"),
+        }
+        return {
+            service: {row["order_id"]: (row["state"], row[size]) for row in rows}
+            for service, (rows, size) in kept.items()
+        }
 
 
 def check(facts: Facts, now: datetime | None = None, settle: float = 5.0) -> Report:
     now = now or datetime.now(UTC)
-    books = Books(facts)
-    orders = _orders(books.rows("order", "orders"))
+    books = Books.of(facts)
+    orders = books.orders
     settled, in_flight, violations = _triage(orders, now, timedelta(seconds=settle))
     violations += [
         *_money(books),
@@ -103,21 +157,13 @@ def check(facts: Facts, now: datetime | None = None, settle: float = 5.0) -> Rep
     if not in_flight:
         violations += _money_across(books)
     counts = {
-        "users": len(books.rows("user", "users")),
-        "items": len(books.rows("item", "items")),
+        "users": len(books.users),
+        "items": len(books.items),
         "orders": len(orders),
         "settled": len(settled),
         "in flight": len(in_flight),
     }
     return Report(violations, counts)
-
-
-def _orders(rows: list[Row]) -> dict[str, Row]:
-    moments = ("created_at", "updated_at", "deadline_at")
-    return {
-        order["id"]: {**order, **{m: datetime.fromisoformat(order[m]) for m in moments}}
-        for order in rows
-    }
 
 
 def _triage(
@@ -165,15 +211,15 @@ def _held(rows: Iterable[Row], owner: str, size: str) -> Counter[str]:
 
 
 def _money(books: Books) -> list[Violation]:
-    held = _held(books.rows("user", "held"), "user_id", "amount")
-    users = [(u["id"], u["opening_balance"], u["balance"]) for u in books.rows("user", "users")]
-    return _opening_kept("money", "user", "balance", users, held)
+    held = _held(books.money_held, "user_id", "amount")
+    users = [(u["id"], u["opening_balance"], u["balance"]) for u in books.users]
+    return _opening_kept("money", ServiceName.USER, "balance", users, held)
 
 
 def _stock(books: Books) -> list[Violation]:
-    held = _held(books.rows("item", "held"), "item_id", "quantity")
-    items = [(i["id"], i["opening_stock"], i["stock"]) for i in books.rows("item", "items")]
-    return _opening_kept("stock", "item", "stock", items, held)
+    held = _held(books.stock_held, "item_id", "quantity")
+    items = [(i["id"], i["opening_stock"], i["stock"]) for i in books.items]
+    return _opening_kept("stock", ServiceName.ITEM, "stock", items, held)
 
 
 def _opening_kept(
@@ -193,16 +239,13 @@ def _opening_kept(
 
 
 def _bags(books: Books) -> list[Violation]:
-    slots = books.rows("inventory", "held")
+    slots = books.slots_held
     held = _held(slots, "user_id", "quantity")
     filled: Counter[tuple[str, str]] = Counter()
     for slot in slots:
         if slot["state"] == "confirmed":
             filled[(slot["user_id"], slot["item_id"])] += slot["quantity"]
-    contents = {
-        (row["user_id"], row["item_id"]): row["quantity"]
-        for row in books.rows("inventory", "contents")
-    }
+    contents = {(row["user_id"], row["item_id"]): row["quantity"] for row in books.contents}
     found = [
         Violation(
             "bag",
@@ -210,7 +253,7 @@ def _bags(books: Books) -> list[Violation]:
             f"capacity {bag['capacity']} != free {bag['free']} + held or filled "
             f"{held[bag['user_id']]}",
         )
-        for bag in books.rows("inventory", "bags")
+        for bag in books.bags
         if bag["capacity"] != bag["free"] + held[bag["user_id"]]
     ]
     return found + [
@@ -225,26 +268,9 @@ def _bags(books: Books) -> list[Violation]:
     ]
 
 
-PARTS = {
-    "user": ("held", "amount"),
-    "inventory": ("held", "quantity"),
-    "item": ("held", "quantity"),
-    "payment": ("payments", "amount"),
-}
-"""Where each service keeps its part of an order, and the column that says how much."""
-
-
-def _parts_of(books: Books) -> dict[str, dict[str, tuple[str, int]]]:
-    """service -> order -> (state, how much)."""
-    return {
-        service: {row["order_id"]: (row["state"], row[size]) for row in books.rows(service, table)}
-        for service, (table, size) in PARTS.items()
-    }
-
-
 def _parts(settled: Mapping[str, Row], books: Books) -> list[Violation]:
     """Each settled order's part in every service: all confirmed, or nothing held."""
-    parts = _parts_of(books)
+    parts = books.parts
     found: list[Violation] = []
     for order_id, order in settled.items():
         expected = _expected_parts(order)
@@ -259,20 +285,20 @@ def _parts(settled: Mapping[str, Row], books: Books) -> list[Violation]:
     return found
 
 
-def _expected_parts(order: Row) -> dict[str, Callable[[tuple[Any, ...]], bool]]:
+def _expected_parts(order: Row) -> dict[ServiceName, Callable[[tuple[Any, ...]], bool]]:
     if order["status"] == "COMPLETED":
         return {
-            "user": lambda seen: seen == ("confirmed", order["total_amount"]),
-            "inventory": lambda seen: seen == ("confirmed", order["quantity"]),
-            "item": lambda seen: seen == ("confirmed", order["quantity"]),
-            "payment": lambda seen: seen == ("captured", order["total_amount"]),
+            ServiceName.USER: lambda seen: seen == ("confirmed", order["total_amount"]),
+            ServiceName.INVENTORY: lambda seen: seen == ("confirmed", order["quantity"]),
+            ServiceName.ITEM: lambda seen: seen == ("confirmed", order["quantity"]),
+            ServiceName.PAYMENT: lambda seen: seen == ("captured", order["total_amount"]),
         }
     holds_nothing: Callable[[tuple[Any, ...]], bool] = lambda seen: seen[0] not in HOLDING  # noqa: E731
     return {
-        "user": holds_nothing,
-        "inventory": holds_nothing,
-        "item": holds_nothing,
-        "payment": lambda seen: seen[0] != "captured",
+        ServiceName.USER: holds_nothing,
+        ServiceName.INVENTORY: holds_nothing,
+        ServiceName.ITEM: holds_nothing,
+        ServiceName.PAYMENT: lambda seen: seen[0] != "captured",
     }
 
 
@@ -280,7 +306,7 @@ def _orphans(orders: Mapping[str, Any], books: Books) -> list[Violation]:
     """Something held for an order the order service never opened."""
     held = [
         (service, order_id, part)
-        for service, by_order in _parts_of(books).items()
+        for service, by_order in books.parts.items()
         for order_id, part in by_order.items()
         if part[0] in HOLDING or part[0] == "captured"
     ]
@@ -293,10 +319,10 @@ def _orphans(orders: Mapping[str, Any], books: Books) -> list[Violation]:
 
 def _money_across(books: Books) -> list[Violation]:
     """Once nothing is in flight: all opening balances = all balances + captured payments."""
-    users = books.rows("user", "users")
+    users = books.users
     opening = sum(user["opening_balance"] for user in users)
     balances = sum(user["balance"] for user in users)
-    payments = books.rows("payment", "payments")
+    payments = books.payments
     captured = sum(p["amount"] for p in payments if p["state"] == "captured")
     if opening == balances + captured:
         return []

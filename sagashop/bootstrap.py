@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import pykka
@@ -27,9 +27,9 @@ from sagashop.config import Settings
 from sagashop.credentials import check_redis
 from sagashop.errors import NotFound
 from sagashop.events import Event, EventName, new_id
-from sagashop.metrics import Metrics
+from sagashop.metrics import Metrics, Sagas
 from sagashop.monitor import StepFeed
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga import Service, StepLog
 from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, ServiceActor
 from sagashop.saga.declare import Handler
@@ -44,11 +44,28 @@ from sagashop.store.facts import snapshot
 from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
 from sagashop.transport.protocol import Done
-from sagashop.transport.requests import Requests
+from sagashop.transport.rpc import RequestReply
 from sagashop.transport.signing import Signer, keys_for
 from sagashop.vitals import LoopLag
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What a service's handlers may ask for, each by a keyword-only parameter named as one of
+    these fields (`Service.bind`): the one list, for the node and for the tests that bind the
+    services without one."""
+
+    ask: Callable[..., Awaitable[Any]]
+    step_log: StepLog
+    watch: StepWatch
+    payments: PaymentMock
+    deadlines: Deadlines
+    sagas: Sagas
+
+    def by_name(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 class Node:
@@ -78,7 +95,7 @@ class Node:
         self.events = FaultInjection(
             transport, Faults(settings.fault_drop, settings.fault_duplicate)
         )
-        self.requests = Requests(redis, channels, self.id, DeliveryClaims(redis), self.signer)
+        self.rpc = RequestReply(redis, channels, self.id, DeliveryClaims(redis), self.signer)
         self.relay = Relay(self._publish, self)
         self.feed = StepFeed(redis, channels.monitor(), self.id)
         self.store = store_for(settings, [self.catalogue[name] for name in settings.services])
@@ -117,7 +134,7 @@ class Node:
         self._periodic.append(asyncio.create_task(self.lag.watch()))
         if self.services:
             self._periodic.append(asyncio.create_task(self.feed.run()))
-        await self.requests.start(list(self.services), self.dispatch)
+        await self.rpc.start(list(self.services), self.dispatch)
         handled = {name: service.events for name, service in self.services.items()}
         await self.events.start(handled, self._receive)
         for name, service in self.services.items():
@@ -144,15 +161,10 @@ class Node:
             declared.tables,
             self.store.databases[name],
         )
-        deps = {
-            "ask": self.ask,
-            "step_log": step_log,
-            "watch": watch,
-            "payments": self.payments,
-            "deadlines": self.deadlines,
-            "sagas": self.metrics.sagas,
-        }
-        bound = declared.bind(deps)
+        deps = Dependencies(
+            self.ask, step_log, watch, self.payments, self.deadlines, self.metrics.sagas
+        )
+        bound = declared.bind(deps.by_name())
         service = replace(
             bound,
             queries={
@@ -205,7 +217,7 @@ class Node:
         if self._loop is None:
             return
         await self.events.stop()
-        await self.requests.stop()
+        await self.rpc.stop()
         await _cancel(self._periodic)
         await self._drain_actors()
         try:
@@ -258,7 +270,7 @@ class Node:
         much longer than usual a request that itself waits may take."""
         if service in self.services:
             return await self.dispatch(service, request, dict(args))
-        return await self.requests.ask(service, request, args, patience)
+        return await self.rpc.ask(service, request, args, patience)
 
     async def dispatch(self, service: str, request: str, args: dict[str, Any]) -> Any:
         """Answer a request to one of this process's services. Queries run straight on the loop

@@ -77,7 +77,7 @@ def check_books(settings: config.Settings, _args: argparse.Namespace) -> int:
 
     async def run() -> audit.Report:
         async with running_node(replace(settings, services=())) as node:
-            return audit.check(await audit.gather(node.ask, node.catalogue.values()))
+            return audit.check(await audit.gather(node.ask))
 
     try:
         report = asyncio.run(run())

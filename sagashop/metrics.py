@@ -197,9 +197,9 @@ class Sagas:
         self._duration = {
             outcome: duration.labels(outcome) for outcome in ("completed", "cancelled")
         }
-        self._redriven = metrics.counter(
-            "redrives",
-            "Stalled sagas driven again: the order service published their last event again.",
+        self._nudged = metrics.counter(
+            "nudges",
+            "Stalled sagas nudged: the order service published their last event again.",
             "owes",
         )
         self._starts: OrderedDict[str, float] = OrderedDict()
@@ -225,8 +225,8 @@ class Sagas:
         self._cancelled[DEADLINE].inc()
         self._ended(order_id, "cancelled")
 
-    def redriven(self, owes: str | None) -> None:
-        self._redriven.labels(str(owes)).inc()
+    def nudged(self, owes: str | None) -> None:
+        self._nudged.labels(str(owes)).inc()
 
     def _ended(self, order_id: str, outcome: str) -> None:
         started = self._starts.pop(order_id, None)

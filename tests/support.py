@@ -20,7 +20,7 @@ from sagashop.actors import SERVICES
 from sagashop.bootstrap import Node
 from sagashop.config import Settings
 from sagashop.http import NODE, create_app
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga import Service
 from sagashop.transport import TRANSPORTS
 from sagashop.transport.signing import BusKeys

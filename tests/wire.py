@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from redis.asyncio import Redis
 
+from sagashop.bootstrap import Node
 from sagashop.events import Event, EventName, encode
 from sagashop.transport import Channels
 from sagashop.transport.faults import Faults
@@ -28,54 +30,68 @@ async def losing(shop: Shop, *names: EventName) -> AsyncIterator[None]:
         shop.node.events.faults = Faults()
 
 
-@asynccontextmanager
-async def bus(shop: Shop, redis_url: str) -> AsyncIterator[Wire]:
-    redis = Redis.from_url(redis_url, decode_responses=True)
-    try:
-        yield Wire(shop, redis)
-    finally:
-        await redis.aclose()
-
-
 @dataclass
-class Wire:
-    """The bus as another process sees it: puts events on it, and reads what went by."""
+class Client:
+    """Another client of the shop's Redis: where the running node's messages travel, and how."""
 
     shop: Shop
     redis: Redis
 
     @property
-    def _channels(self) -> Channels:
+    def node(self) -> Node:
         assert self.shop.node is not None
-        return Channels(self.shop.node.settings.namespace)
+        return self.shop.node
+
+    @property
+    def channels(self) -> Channels:
+        return Channels(self.node.settings.namespace)
+
+    @property
+    def streams(self) -> bool:
+        return self.node.settings.bus == "streams"
+
+
+C = TypeVar("C", bound=Client)
+
+
+@asynccontextmanager
+async def connected(kind: type[C], shop: Shop, redis_url: str) -> AsyncIterator[C]:
+    """A client of this kind on a connection of its own, closed on the way out."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield kind(shop, redis)
+    finally:
+        await redis.aclose()
+
+
+def bus(shop: Shop, redis_url: str) -> AbstractAsyncContextManager[Wire]:
+    return connected(Wire, shop, redis_url)
+
+
+@dataclass
+class Wire(Client):
+    """The bus as another process sees it: puts events on it, and reads what went by."""
 
     @property
     def signer(self) -> Signer:
         """The node's own keys: what this wire sends is signed as a process of the system would."""
-        assert self.shop.node is not None
-        return self.shop.node.signer
-
-    @property
-    def _streams(self) -> bool:
-        assert self.shop.node is not None
-        return self.shop.node.settings.bus == "streams"
+        return self.node.signer
 
     async def emit(self, event: Event) -> None:
         """One delivery of `event`; calling it twice delivers it twice."""
-        if self._streams:
-            stream = self._channels.stream(event.name)
+        if self.streams:
+            stream = self.channels.stream(event.name)
             await self.redis.xadd(stream, {"event": self.signer.sign(stream, encode(event))})
         else:
-            channel = self._channels.event(event.name)
+            channel = self.channels.event(event.name)
             await self.redis.publish(channel, self.signer.sign(channel, delivery(event)))
 
     @asynccontextmanager
     async def watching(self, name: EventName) -> AsyncIterator[Watch]:
         """Every `name` event the node sends while inside, in order, however it goes (on the
         bus, or to a service of its own: see `Relay`)."""
-        assert self.shop.node is not None
         watch = Watch()
-        stop = self.shop.node.relay.watch(lambda sent: watch.add(sent, name))
+        stop = self.node.relay.watch(lambda sent: watch.add(sent, name))
         try:
             yield watch
         finally:

@@ -8,13 +8,13 @@ balance.spent                  put the items in the bag  -> inventory.filled
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypedDict
 
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, step
 from sagashop.store.book import Book
-from sagashop.store.facts import table
+from sagashop.store.facts import Table, table
 from sagashop.store.inventory import (
     BAGS,
     HOLDS,
@@ -93,7 +93,15 @@ async def get_inventory(user_id: str) -> dict[str, Any]:
     }
 
 
-async def audit_facts() -> dict[str, Any]:
+class InventoryFacts(TypedDict):
+    """What the audit reads of this service (see `sagashop.audit`)."""
+
+    bags: Table
+    contents: Table
+    held: Table
+
+
+async def audit_facts() -> InventoryFacts:
     return {
         "bags": await table(Bag, "user_id", "capacity", "free"),
         "contents": await table(BagItem, "user_id", "item_id", "quantity"),
@@ -107,7 +115,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 
 
 SERVICE = Service(
-    name="inventory",
+    name=ServiceName.INVENTORY,
     records=InventoryStep,
     dead_letters=InventoryDeadLetter,
     tables=(BAGS, HOLDS, PILES),

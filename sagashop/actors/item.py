@@ -8,13 +8,13 @@ inventory.filled               the stock is sold         -> item.sold
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog, step
 from sagashop.store.book import Book
-from sagashop.store.facts import table
+from sagashop.store.facts import Table, table
 from sagashop.store.item import HOLDS, ITEMS, Item, ItemDeadLetter, ItemStep, StockReservation
 from sagashop.store.pages import OLDEST_FIRST, PAGE, Position, page
 from sagashop.store.render import as_json, found, shown
@@ -69,7 +69,7 @@ async def create_item(item_id: str, name: str, price: int, stock: int) -> dict[s
 
 
 async def get_item(item_id: str) -> dict[str, Any]:
-    return as_json(await found(Item, "item", item_id), "opening_stock")
+    return as_json(await found(Item, item_id), "opening_stock")
 
 
 async def get_items(item_ids: list[str], *, step_log: StepLog) -> dict[str, dict[str, Any]]:
@@ -84,7 +84,14 @@ async def list_items(after: Position | None = None, limit: int = PAGE) -> dict[s
     return {"items": [as_json(item, "opening_stock") for item in items], "next": after}
 
 
-async def audit_facts() -> dict[str, Any]:
+class ItemFacts(TypedDict):
+    """What the audit reads of this service (see `sagashop.audit`)."""
+
+    items: Table
+    held: Table
+
+
+async def audit_facts() -> ItemFacts:
     return {
         "items": await table(Item, "id", "opening_stock", "stock"),
         "held": await table(StockReservation, "order_id", "state", "quantity", "item_id"),
@@ -97,7 +104,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 
 
 SERVICE = Service(
-    name="item",
+    name=ServiceName.ITEM,
     records=ItemStep,
     dead_letters=ItemDeadLetter,
     tables=(ITEMS, HOLDS),

@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, step
 from sagashop.store.book import Book
 from sagashop.store.notification import (
@@ -54,7 +54,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 
 
 SERVICE = Service(
-    name="notification",
+    name=ServiceName.NOTIFICATION,
     records=NotificationStep,
     dead_letters=NotificationDeadLetter,
     tables=(NOTIFICATIONS,),

@@ -8,11 +8,13 @@
                                    end a saga past its deadline -> order.expired
 
 Until an order is closed the service knows what it is still owed (`Order.owes`) and, past
-`retry_at`, publishes its last event again; every service that already acted replays its
-recorded outcome, so the saga picks up wherever it was lost. An order past its deadline is
-cancelled at once, and its undoing starts from the last step backwards: payment refunds or
-voids, then item, inventory and user give back what they hold, each recording a void where
-nothing was held yet, so a late action is refused rather than held for an order that is gone.
+`retry_at`, nudges it: publishes its last event again (`on_due`); every service that already
+acted replays its recorded outcome, so the saga picks up wherever it was lost. `nudges` counts
+them, `backoff` those since what is owed last changed (each waits twice as long). An order
+past its deadline is cancelled at once, and its undoing starts from the last step backwards:
+payment refunds or voids, then item, inventory and user give back what they hold, each
+recording a void where nothing was held yet, so a late action is refused rather than held for
+an order that is gone.
 """
 
 from __future__ import annotations
@@ -25,18 +27,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from tortoise.expressions import RawSQL
 
 from sagashop.errors import Conflict, NotFound
 from sagashop.events import Event, EventName, refused_by
 from sagashop.metrics import Sagas
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog, step
 from sagashop.saga.watch import StepWatch
 from sagashop.store.book import Book, Row, canonical_uuid, values
-from sagashop.store.facts import table
+from sagashop.store.facts import Table, table
 from sagashop.store.order import ORDERS, Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
 from sagashop.store.pages import NEWEST_FIRST, PAGE, Position, page
 from sagashop.store.render import as_json, now, shown
@@ -49,7 +51,7 @@ Ask = Callable[[str, str, Mapping[str, Any]], Awaitable[Any]]
 class StepName(StrEnum):
     """The order service's steps, as its step log names them: two taken by its own work
     (placing an order, its deadline), three on events (the declarations below). The sweep
-    publishes a step's outcome again by this name, so the declarations and `_last_step` both
+    publishes a step's outcome again by this name, so the declarations and `NUDGED_BY` both
     take it from here."""
 
     CREATE = "create"
@@ -69,13 +71,13 @@ class Deadlines:
     """How long a saga may take, and how often a stalled one is looked at (backing off)."""
 
     saga: float = 30.0
-    first_nudge: float = 5.0
+    nudge_after: float = 5.0
 
-    def wait(self, nudges: int) -> timedelta:
+    def wait(self, backoff: int) -> timedelta:
         """Doubling from the first nudge, but never past a quarter of the deadline: a saga that
         lost an event near its end should not wait longer than the deadline gave it."""
-        longest = max(self.first_nudge, self.saga / 4)
-        return timedelta(seconds=min(self.first_nudge * 2 ** min(nudges, 16), longest))
+        longest = max(self.nudge_after, self.saga / 4)
+        return timedelta(seconds=min(self.nudge_after * 2 ** min(backoff, 16), longest))
 
 
 async def place_orders(
@@ -93,8 +95,16 @@ async def place_orders(
     an order id again opens nothing new: it answers with the order placed then (read back; a new
     order is answered from what was written, without reading it again)."""
     users, items = await asyncio.gather(
-        ask("user", Request.GET_USERS, {"user_ids": sorted({o["user_id"] for o in orders})}),
-        ask("item", Request.GET_ITEMS, {"item_ids": sorted({o["item_id"] for o in orders})}),
+        ask(
+            ServiceName.USER,
+            Request.GET_USERS,
+            {"user_ids": sorted({o["user_id"] for o in orders})},
+        ),
+        ask(
+            ServiceName.ITEM,
+            Request.GET_ITEMS,
+            {"item_ids": sorted({o["item_id"] for o in orders})},
+        ),
     )
     answers: list[Any] = [_unknown(order, users, items) for order in orders]
     opening = [
@@ -258,34 +268,26 @@ def _emits(event: Event) -> frozenset[EventName]:
 
 
 async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dict[str, int]:
-    """Ask again for what the due orders are owed, and end those past their deadline."""
+    """Nudge the due orders, and end those past their deadline."""
     moment = now()
     due = await Order.filter(retry_at__lte=moment).order_by("retry_at").limit(SWEEP_BATCH)
     done: Counter[str] = Counter()
     for order in due:
-        expiring = past_deadline(order, moment)
-        if expiring:
-            expired = _event(EventName.ORDER_EXPIRED, order, _too_late(deadlines))
-            expire = partial(_expire, expired, deadlines, sagas)
-            await step_log.record(expired, StepName.EXPIRE, "deadline", expire, _emits(expired))
-        elif await _take_turn(order, deadlines, moment):
-            await step_log.republish(str(order.id), _last_step(order))
-            sagas.redriven(order.owes)
-        else:
-            continue  # another process running the order service took this one
-        done["expired" if expiring else f"asked again for {order.owes}"] += 1
+        match on_due(order, deadlines, moment):
+            case Expire():
+                expired = _event(EventName.ORDER_EXPIRED, order, _too_late(deadlines))
+                expire = partial(_expire, expired, deadlines, sagas)
+                await step_log.record(expired, StepName.EXPIRE, "deadline", expire, _emits(expired))
+                done["expired"] += 1
+            case Nudge(step, next_at) if await _claim_nudge(order, next_at):
+                await step_log.republish(str(order.id), step)
+                sagas.nudged(order.owes)
+                done[f"nudged for {order.owes}"] += 1
+            case Nudge():
+                pass  # another process running the order service nudged it first
     if done:
         log.info("sweep: %s", ", ".join(f"{n} {what}" for what, n in done.items()))
     return dict(done)
-
-
-def _last_step(order: Order) -> StepName:
-    """The step whose event, published again, drives what the order is owed."""
-    if order.owes is Owed.OUTCOME:
-        return StepName.CREATE
-    if order.owes is Owed.UNDOING:
-        return StepName.EXPIRE
-    return StepName.COMPLETE if order.status is OrderStatus.COMPLETED else StepName.CANCEL
 
 
 class Owing(Protocol):
@@ -295,10 +297,44 @@ class Owing(Protocol):
     def owes(self) -> Owed | None: ...
 
     @property
+    def status(self) -> OrderStatus: ...
+
+    @property
     def deadline_at(self) -> datetime: ...
 
     @property
     def backoff(self) -> int: ...
+
+
+NUDGED_BY: Mapping[tuple[Owed, OrderStatus], StepName] = {
+    (Owed.OUTCOME, OrderStatus.PENDING): StepName.CREATE,
+    (Owed.UNDOING, OrderStatus.CANCELLED): StepName.EXPIRE,
+    (Owed.SETTLING, OrderStatus.COMPLETED): StepName.COMPLETE,
+    (Owed.SETTLING, OrderStatus.CANCELLED): StepName.CANCEL,
+}
+"""Whose event, published again, moves an order on from what it owes: what the order service
+owes (`Owed`) and the order's status are every state a due order can be in."""
+
+
+@dataclass(frozen=True)
+class Expire:
+    """The saga ran out of time: cancel the order and undo what its services hold."""
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """Publish `step`'s outcome again, and look again at `next_at` unless it moves."""
+
+    step: StepName
+    next_at: datetime
+
+
+def on_due(order: Owing, deadlines: Deadlines, moment: datetime) -> Expire | Nudge:
+    """What the sweep does with an order due at `moment`."""
+    if past_deadline(order, moment):
+        return Expire()
+    assert order.owes is not None  # only an order that owes something comes due
+    return Nudge(NUDGED_BY[(order.owes, order.status)], next_look(order, deadlines, moment))
 
 
 def past_deadline(order: Owing, moment: datetime) -> bool:
@@ -307,17 +343,16 @@ def past_deadline(order: Owing, moment: datetime) -> bool:
 
 
 def next_look(order: Owing, deadlines: Deadlines, moment: datetime) -> datetime:
-    """When the sweep asks again after asking at `moment`: backing off, but never past the
+    """When the sweep looks again after a nudge at `moment`: backing off, but never past the
     deadline of a saga still waiting for its outcome (it must expire then)."""
     later = moment + deadlines.wait(order.backoff + 1)
     return min(later, order.deadline_at) if order.owes is Owed.OUTCOME else later
 
 
-async def _take_turn(order: Order, deadlines: Deadlines, moment: datetime) -> bool:
+async def _claim_nudge(order: Order, next_at: datetime) -> bool:
+    """Whether this process takes the nudge: the first to count it does, by a conditional write."""
     taken = await Order.filter(id=order.id, nudges=order.nudges).update(
-        nudges=order.nudges + 1,
-        backoff=order.backoff + 1,
-        retry_at=next_look(order, deadlines, moment),
+        nudges=order.nudges + 1, backoff=order.backoff + 1, retry_at=next_at
     )
     return bool(taken)
 
@@ -338,7 +373,13 @@ def _expire(expired: Event, deadlines: Deadlines, sagas: Sagas, book: Book) -> E
     return expired
 
 
-async def audit_facts() -> dict[str, Any]:
+class OrderFacts(TypedDict):
+    """What the audit reads of this service (see `sagashop.audit`)."""
+
+    orders: Table
+
+
+async def audit_facts() -> OrderFacts:
     columns = ("id", "status", "user_id", "item_id", "quantity", "total_amount")
     times = ("created_at", "updated_at", "deadline_at", "owes")
     return {"orders": await table(Order, *columns, *times)}
@@ -437,7 +478,7 @@ async def count_orders() -> dict[str, Any]:
 
 
 SERVICE = Service(
-    name="order",
+    name=ServiceName.ORDER,
     records=OrderStep,
     dead_letters=OrderDeadLetter,
     tables=(ORDERS,),

@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from sagashop.errors import Forbidden
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, step
 from sagashop.store.book import Book
-from sagashop.store.facts import table
+from sagashop.store.facts import Table, table
 from sagashop.store.payment import (
     PAYMENTS,
     Payment,
@@ -92,7 +92,13 @@ async def settings(*, payments: PaymentMock) -> dict[str, Any]:
     return {"failureRate": payments.failure_rate, "seed": payments.seed}
 
 
-async def audit_facts() -> dict[str, Any]:
+class PaymentFacts(TypedDict):
+    """What the audit reads of this service (see `sagashop.audit`)."""
+
+    payments: Table
+
+
+async def audit_facts() -> PaymentFacts:
     return {"payments": await table(Payment, "order_id", "state", "amount")}
 
 
@@ -102,7 +108,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 
 
 SERVICE = Service(
-    name="payment",
+    name=ServiceName.PAYMENT,
     records=PaymentStep,
     dead_letters=PaymentDeadLetter,
     tables=(PAYMENTS,),

@@ -8,13 +8,13 @@ order.completed                the held money is spent   -> balance.spent
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog, step
 from sagashop.store.book import Book
-from sagashop.store.facts import table
+from sagashop.store.facts import Table, table
 from sagashop.store.render import as_json, found, shown
 from sagashop.store.reservations import cancelled_first, confirm, hold, release
 from sagashop.store.user import HOLDS, USERS, BalanceReservation, User, UserDeadLetter, UserStep
@@ -74,7 +74,7 @@ async def create_user(
 
 
 async def get_user(user_id: str) -> dict[str, Any]:
-    return as_json(await found(User, "user", user_id), "opening_balance")
+    return as_json(await found(User, user_id), "opening_balance")
 
 
 async def get_users(user_ids: list[str], *, step_log: StepLog) -> dict[str, dict[str, Any]]:
@@ -83,7 +83,14 @@ async def get_users(user_ids: list[str], *, step_log: StepLog) -> dict[str, dict
     return {user["id"]: shown(User, user, "opening_balance") for user in users}
 
 
-async def audit_facts() -> dict[str, Any]:
+class UserFacts(TypedDict):
+    """What the audit reads of this service (see `sagashop.audit`)."""
+
+    users: Table
+    held: Table
+
+
+async def audit_facts() -> UserFacts:
     return {
         "users": await table(User, "id", "opening_balance", "balance"),
         "held": await table(BalanceReservation, "order_id", "state", "amount", "user_id"),
@@ -96,7 +103,7 @@ async def order_state(order_id: str) -> dict[str, Any] | None:
 
 
 SERVICE = Service(
-    name="user",
+    name=ServiceName.USER,
     records=UserStep,
     dead_letters=UserDeadLetter,
     tables=(USERS, HOLDS),

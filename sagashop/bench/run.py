@@ -24,6 +24,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,13 @@ DEFAULTS = {"log_level": "WARNING", "payment_failure_rate": "0"}
 asked to (a flash sale needs that); flags and environment still win."""
 ORDER_DEADLINE = 60.0
 EMPTY = ("users", "items", "orders")
-READS = ("status", "order")
+
+
+class Read(StrEnum):
+    """What each client reads until its order ends (`--read`)."""
+
+    STATUS = "status"
+    ORDER = "order"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,8 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     bench.add_argument(
         "--read",
-        choices=READS,
-        default="status",
+        choices=list(Read),
+        default=Read.STATUS,
         help="what each client reads until its order ends: status (GET /orders/{id}/status, "
         "the default) or order (GET /orders/{id}, as the original project's clients do)",
     )
@@ -123,7 +130,7 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
                     args.url,
                     args.order_deadline,
                     progress,
-                    Clients(args.poll_every, args.read == "order"),
+                    Clients(args.poll_every, args.read == Read.ORDER),
                 )
             )
     except BenchError as error:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, auto
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -38,6 +38,14 @@ class Who(Enum):
     OPERATOR = "operator"
 
 
+class Where(Enum):
+    """Where a player request names the user it is about (see `Owner`)."""
+
+    PATH_USER = auto()
+    BODY_USER = auto()
+    PATH_ORDER = auto()
+
+
 @dataclass(frozen=True)
 class Owner:
     """Where the user a player request is about is named.
@@ -47,7 +55,7 @@ class Owner:
     whose user is looked up (someone else's → 404, as if it did not exist: an order id must not
     tell a stranger that the order exists)."""
 
-    where: str
+    where: Where
     name: str
     body: type[Body] | None = None
 
@@ -60,12 +68,12 @@ class Access:
 
 ANYONE = Access(Who.ANYONE)
 OPERATOR = Access(Who.OPERATOR)
-OWN_USER_IN_PATH = Access(Who.PLAYER, Owner("path_user", "user_id"))
-OWN_ORDER_IN_PATH = Access(Who.PLAYER, Owner("order", "order_id"))
+OWN_USER_IN_PATH = Access(Who.PLAYER, Owner(Where.PATH_USER, "user_id"))
+OWN_ORDER_IN_PATH = Access(Who.PLAYER, Owner(Where.PATH_ORDER, "order_id"))
 
 
 def own_user_in_body(body: type[Body], field: str) -> Access:
-    return Access(Who.PLAYER, Owner("body_user", field, body))
+    return Access(Who.PLAYER, Owner(Where.BODY_USER, field, body))
 
 
 def allow(access: Access) -> Callable[[H], H]:

@@ -20,11 +20,11 @@ from yarl import URL
 
 from sagashop.config import Settings, auth_enabled, auth_warning, check_auth
 from sagashop.errors import CallerError, Forbidden, NotFound
-from sagashop.http.access import SECURED, Access, Owner, Who, access_of
+from sagashop.http.access import SECURED, Access, Owner, Where, Who, access_of
 from sagashop.http.bodies import path_id, read_body
 from sagashop.http.context import ask
 from sagashop.http.errors import error_response
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.tokens import ANONYMOUS, Claims, InvalidToken, SigningKey, issue, player, verify
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,12 @@ async def _check_player(request: web.Request, access: Access, claims: Claims) ->
 
 async def _owner(request: web.Request, owner: Owner) -> str:
     """The user the request is about; another player's order is one that does not exist."""
-    if owner.where == "path_user":
-        return path_id(request, owner.name, "user")
-    if owner.where == "body_user" and owner.body is not None:
+    if owner.where is Where.PATH_USER:
+        return path_id(request, owner.name)
+    if owner.where is Where.BODY_USER and owner.body is not None:
         return str(getattr(await read_body(request, owner.body), owner.name))
-    order_id = path_id(request, owner.name, "order")
-    order = await ask(request, "order", Request.GET_ORDER, order_id=order_id)
+    order_id = path_id(request, owner.name)
+    order = await ask(request, ServiceName.ORDER, Request.GET_ORDER, order_id=order_id)
     if order["userId"] != request[CALLER].subject:
         raise NotFound(f"no order with id {order_id}")
     return str(order["userId"])

@@ -145,12 +145,13 @@ def _invalid(error: ValidationError) -> InvalidRequest:
     return InvalidRequest(message, field)
 
 
-def path_id(request: web.Request, key: str, what: str) -> str:
-    """A UUID from the path; anything else names nothing that exists."""
+def path_id(request: web.Request, key: str) -> str:
+    """A UUID from the path (`key` is `order_id`, say); anything else names nothing that exists."""
     raw = request.match_info[key]
     try:
         return str(UUID(raw))
     except ValueError:
+        what = key.removesuffix("_id")
         raise NotFound(f"no {what} with id {raw!r} (ids are UUIDs)") from None
 
 

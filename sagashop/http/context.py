@@ -10,7 +10,7 @@ from aiohttp import web
 
 from sagashop.bootstrap import Node
 from sagashop.errors import Unavailable
-from sagashop.requests import Request
+from sagashop.names import Request
 
 NODE = web.AppKey("node", Node)
 

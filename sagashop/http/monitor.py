@@ -23,7 +23,7 @@ from sagashop.http.errors import ErrorBody
 from sagashop.http.openapi import Media, documented
 from sagashop.http.pages import position, with_cursor
 from sagashop.monitor import CLOSED, Watchers
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 
 routes = web.RouteTableDef()
 
@@ -118,7 +118,7 @@ async def summary(request: web.Request) -> web.Response:
     """What the monitor's counters show: orders by status, cancellations by the refusing
     service, dead letters waiting in every service."""
     counts, (dead, silent) = await asyncio.gather(
-        ask(request, "order", Request.COUNT_ORDERS),
+        ask(request, ServiceName.ORDER, Request.COUNT_ORDERS),
         ask_each(request, service_names(request), Request.COUNT_DEAD_LETTERS),
     )
     found = schemas.Summary(
@@ -145,7 +145,12 @@ async def list_orders(request: web.Request) -> web.Response:
     after = None if chosen.cursor is None else position(chosen.cursor)
     status = None if chosen.status is None else chosen.status.value
     found = await ask(
-        request, "order", Request.LIST_ORDERS, status=status, limit=chosen.limit, after=after
+        request,
+        ServiceName.ORDER,
+        Request.LIST_ORDERS,
+        status=status,
+        limit=chosen.limit,
+        after=after,
     )
     return web.json_response(with_cursor(found))
 
@@ -158,7 +163,7 @@ async def list_orders(request: web.Request) -> web.Response:
 )
 @allow(OPERATOR)
 async def get_failure_rate(request: web.Request) -> web.Response:
-    return web.json_response(await ask(request, "payment", Request.PAYMENT_SETTINGS))
+    return web.json_response(await ask(request, ServiceName.PAYMENT, Request.PAYMENT_SETTINGS))
 
 
 @routes.put("/payments/failure-rate")
@@ -174,7 +179,7 @@ async def set_failure_rate(request: web.Request) -> web.Response:
     chosen = await read_body(request, FailureRate)
     rate = await ask(
         request,
-        "payment",
+        ServiceName.PAYMENT,
         Request.CONFIGURE_PAYMENTS,
         failure_rate=chosen.failureRate,
         seed=chosen.seed,

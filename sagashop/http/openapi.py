@@ -48,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from swagger_ui_bundle import swagger_ui_path
 
-from sagashop.http.access import ANYONE, SECURED, Access, Who, access_of, allow
+from sagashop.http.access import ANYONE, SECURED, Access, Where, Who, access_of, allow
 from sagashop.http.errors import ErrorBody
 
 OPENAPI_VERSION = "3.1.0"
@@ -209,7 +209,7 @@ def _secure(document: dict[str, Any], routes: Iterable[tuple[str, str, Access]])
             continue
         responses = operation["responses"]
         responses["401"] = {"description": "No valid bearer token", **error}
-        if access.owner is None or access.owner.where != "order":
+        if access.owner is None or access.owner.where is not Where.PATH_ORDER:
             responses["403"] = {"description": _FORBIDDEN[access.who], **error}
         operation["responses"] = dict(sorted(responses.items()))
 

@@ -47,7 +47,7 @@ from sagashop.http.pages import (
     page_asked,
     with_cursor,
 )
-from sagashop.requests import Request
+from sagashop.names import Request, ServiceName
 from sagashop.vitals import memory
 
 routes = web.RouteTableDef()
@@ -93,14 +93,17 @@ USER_LINKS = {
 async def setup_test_data(request: web.Request) -> web.Response:
     user = await ask(
         request,
-        "user",
+        ServiceName.USER,
         Request.CREATE_USER,
         user_id=new_id(),
         username=f"player-{new_id()[:8]}",
         balance=TEST_BALANCE,
     )
     items = await asyncio.gather(
-        *(ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **i) for i in TEST_ITEMS)
+        *(
+            ask(request, ServiceName.ITEM, Request.CREATE_ITEM, item_id=new_id(), **i)
+            for i in TEST_ITEMS
+        )
     )
     data = {"user": user, "items": list(items), "token": token_for(request, user["id"])}
     return web.json_response({"success": True, "message": "test data created", "data": data})
@@ -116,7 +119,9 @@ async def setup_test_data(request: web.Request) -> web.Response:
 @allow(OPERATOR)
 async def create_user(request: web.Request) -> web.Response:
     body = await read_body(request, NewUser)
-    user = await ask(request, "user", Request.CREATE_USER, user_id=new_id(), **body.model_dump())
+    user = await ask(
+        request, ServiceName.USER, Request.CREATE_USER, user_id=new_id(), **body.model_dump()
+    )
     return web.json_response(user, status=201)
 
 
@@ -130,7 +135,9 @@ async def create_user(request: web.Request) -> web.Response:
 @allow(OPERATOR)
 async def create_item(request: web.Request) -> web.Response:
     body = await read_body(request, NewItem)
-    item = await ask(request, "item", Request.CREATE_ITEM, item_id=new_id(), **body.model_dump())
+    item = await ask(
+        request, ServiceName.ITEM, Request.CREATE_ITEM, item_id=new_id(), **body.model_dump()
+    )
     return web.json_response(item, status=201)
 
 
@@ -143,7 +150,7 @@ async def create_item(request: web.Request) -> web.Response:
 @allow(ANYONE)
 async def list_items(request: web.Request) -> web.Response:
     limit, after = page_asked(request)
-    found = await ask(request, "item", Request.LIST_ITEMS, after=after, limit=limit)
+    found = await ask(request, ServiceName.ITEM, Request.LIST_ITEMS, after=after, limit=limit)
     return web.json_response(with_cursor(found))
 
 
@@ -166,7 +173,7 @@ async def place_order(request: web.Request) -> web.Response:
     body = await read_body(request, PlaceOrder)
     order = await ask(
         request,
-        "order",
+        ServiceName.ORDER,
         Request.PLACE_ORDER,
         order_id=order_id_for(request.headers.get("Idempotency-Key"), caller_name(request)),
         user_id=str(body.userId),
@@ -189,9 +196,11 @@ async def get_order(request: web.Request) -> web.Response:
     """The order as the order service keeps it: one read of one service, the cheap way to
     follow an order (`?wait=SECONDS` answers once it has ended, or when the wait is over). Its
     saga's steps and what each service holds for it: `/orders/{order_id}/timeline`."""
-    order_id = path_id(request, "order_id", "order")
+    order_id = path_id(request, "order_id")
     wait = wait_seconds(request)
-    order = await ask_waiting(request, "order", Request.GET_ORDER, wait, order_id=order_id)
+    order = await ask_waiting(
+        request, ServiceName.ORDER, Request.GET_ORDER, wait, order_id=order_id
+    )
     return web.json_response(order)
 
 
@@ -207,10 +216,12 @@ async def get_order_timeline(request: web.Request) -> web.Response:
     """The order, its saga's steps so far across all services, and what each service holds:
     every service is asked. A service that does not answer is named under "unavailable"; the
     rest is shown. `?wait=SECONDS` answers once the order has ended, or when the wait is over."""
-    order_id = path_id(request, "order_id", "order")
+    order_id = path_id(request, "order_id")
     wait = wait_seconds(request)
     stateful = service_names(request, stateful=True)
-    order = await ask_waiting(request, "order", Request.GET_ORDER, wait, order_id=order_id)
+    order = await ask_waiting(
+        request, ServiceName.ORDER, Request.GET_ORDER, wait, order_id=order_id
+    )
     (histories, silent), (states, quiet) = await asyncio.gather(
         ask_each(request, service_names(request), Request.TIMELINE, order_id=order_id),
         ask_each(request, stateful, Request.ORDER_STATE, order_id=order_id),
@@ -234,9 +245,11 @@ async def get_order_timeline(request: web.Request) -> web.Response:
 async def get_order_status(request: web.Request) -> web.Response:
     """Only the order's status and why it failed: the cheap read for a client waiting for the
     outcome (with `?wait=SECONDS`, as for the whole order)."""
-    order_id = path_id(request, "order_id", "order")
+    order_id = path_id(request, "order_id")
     wait = wait_seconds(request)
-    status = await ask_waiting(request, "order", Request.GET_ORDER_STATUS, wait, order_id=order_id)
+    status = await ask_waiting(
+        request, ServiceName.ORDER, Request.GET_ORDER_STATUS, wait, order_id=order_id
+    )
     return web.json_response(status)
 
 
@@ -244,7 +257,9 @@ async def get_order_status(request: web.Request) -> web.Response:
 @documented("The user's balance", path=UserPath, responses={200: schemas.Balance, **UNAVAILABLE})
 @allow(OWN_USER_IN_PATH)
 async def get_balance(request: web.Request) -> web.Response:
-    user = await ask(request, "user", Request.GET_USER, user_id=path_id(request, "user_id", "user"))
+    user = await ask(
+        request, ServiceName.USER, Request.GET_USER, user_id=path_id(request, "user_id")
+    )
     return web.json_response({"userId": user["id"], "balance": user["balance"]})
 
 
@@ -252,9 +267,9 @@ async def _of_user(
     request: web.Request, service: str, name: Request, **args: Any
 ) -> dict[str, Any]:
     """Something another service keeps per user; 404 if the user service does not know them."""
-    user_id = path_id(request, "user_id", "user")
+    user_id = path_id(request, "user_id")
     _user, found = await asyncio.gather(
-        ask(request, "user", Request.GET_USER, user_id=user_id),
+        ask(request, ServiceName.USER, Request.GET_USER, user_id=user_id),
         ask(request, service, name, user_id=user_id, **args),
     )
     return dict(found)
@@ -272,7 +287,7 @@ async def _page_of_user(request: web.Request, service: str, name: Request) -> we
 @allow(OWN_USER_IN_PATH)
 async def get_inventory(request: web.Request) -> web.Response:
     """Not paged: a bag has 20 slots, so it never holds more than 20 kinds of item."""
-    return web.json_response(await _of_user(request, "inventory", Request.GET_INVENTORY))
+    return web.json_response(await _of_user(request, ServiceName.INVENTORY, Request.GET_INVENTORY))
 
 
 @routes.get("/user/{user_id}/orders")
@@ -284,7 +299,7 @@ async def get_inventory(request: web.Request) -> web.Response:
 )
 @allow(OWN_USER_IN_PATH)
 async def get_user_orders(request: web.Request) -> web.Response:
-    return await _page_of_user(request, "order", Request.LIST_USER_ORDERS)
+    return await _page_of_user(request, ServiceName.ORDER, Request.LIST_USER_ORDERS)
 
 
 @routes.get("/user/{user_id}/notifications")
@@ -296,7 +311,7 @@ async def get_user_orders(request: web.Request) -> web.Response:
 )
 @allow(OWN_USER_IN_PATH)
 async def get_notifications(request: web.Request) -> web.Response:
-    return await _page_of_user(request, "notification", Request.LIST_NOTIFICATIONS)
+    return await _page_of_user(request, ServiceName.NOTIFICATION, Request.LIST_NOTIFICATIONS)
 
 
 @routes.get("/dead-letters")
@@ -350,7 +365,7 @@ async def run_audit(request: web.Request) -> web.Response:
     node = request.app[NODE]
 
     async def report() -> dict[str, Any]:
-        facts = await audit.gather(node.ask, node.catalogue.values())
+        facts = await audit.gather(node.ask)
         return (await asyncio.to_thread(audit.check, facts)).to_dict()
 
     return web.json_response(await request.app[AUDIT_REPORTS].get(report))

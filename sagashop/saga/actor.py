@@ -25,7 +25,7 @@ import pykka
 
 from sagashop.events import Event
 from sagashop.metrics import StepMetrics
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga.declare import Service, Step
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.retry import RetryPolicy

@@ -58,6 +58,6 @@ class DeadLetters:
 
     async def exhume(self, letter_id: int) -> Event:
         """The dead letter's event, marked as replayed, for the caller to deliver again."""
-        letter = await found(self.letters, "dead letter", str(letter_id))
+        letter = await found(self.letters, str(letter_id), "dead letter")
         await self.letters.filter(id=letter_id).update(replayed_at=now())
         return Event.from_dict(letter.event)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.store.book import Keyed
 from sagashop.store.journal import DeadLetter, StepRecord
 

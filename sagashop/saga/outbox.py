@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -106,9 +107,10 @@ class Relay:
 
     async def run(self, outboxes: Sequence[Outbox]) -> None:
         """Publish until cancelled; call in a task that can reach the store."""
+        loop, reaching = asyncio.get_running_loop(), contextvars.copy_context()
         helpers = [
-            asyncio.create_task(self._resend_unpublished(outboxes)),
-            asyncio.create_task(self._keep_marking()),
+            loop.create_task(self._resend_unpublished(outboxes), context=reaching),
+            loop.create_task(self._keep_marking(), context=reaching.copy()),
         ]
         try:
             while True:

@@ -58,6 +58,9 @@ class RetryPolicy:
                     raise
                 delay = self._delay(failures)
                 log.warning("%s: %r; retrying in %.2fs", what, error, delay)
+            # Waits on the actor's own thread, on purpose: its mailbox is taken in order, and no
+            # later batch may overtake one still being tried (an undoing before what it undoes);
+            # only this service waits, while the loop and the other actors go on.
             time.sleep(delay)
 
     def _delay(self, failures: int) -> float:

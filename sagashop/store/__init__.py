@@ -11,12 +11,14 @@ import contextvars
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
+from tortoise import context as tortoise_context
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext, _current_context
 
 from sagashop.store.batch import Database
+from sagashop.store.errors import OutsideTheStore
 from sagashop.store.schema import Migrator, SchemaError, migrations_of
 from sagashop.store.tortoise_fix import release_the_connection_when_begin_fails
 
@@ -73,6 +75,7 @@ class Store:
             raise RuntimeError("another Store is open in this process; close it first")
         release_the_connection_when_begin_fails()
         Store._open = self
+        tortoise_context._global_context = _Outside()  # type: ignore[assignment]
         try:
             for url in self.urls.values():
                 _make_sqlite_directory(url)
@@ -113,6 +116,7 @@ class Store:
         await self.tortoise.close_connections()
         if Store._open is self:
             Store._open = None
+            tortoise_context._global_context = None
 
     def _config(self) -> dict[str, Any]:
         return {
@@ -122,6 +126,19 @@ class Store:
                 for service in self.urls
             },
         }
+
+
+class _Outside:
+    """Where Tortoise looks, while a store is open, for a query made outside its context (its
+    fallback, for those who call `Tortoise.init`, which sagashop does not): a task that queries
+    must start in the store's context, and one that did not fails at its first query, saying so."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise OutsideTheStore(
+            "a query ran outside the store's context: start the task that makes it with "
+            "`loop.create_task(work, context=store.context())` (as `LoopBridge` and `Node` do), "
+            "not with a bare `asyncio.create_task`"
+        )
 
 
 def _make_sqlite_directory(url: str) -> None:

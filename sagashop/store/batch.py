@@ -543,7 +543,8 @@ async def _postgres_answer(connection: Any, statement: Statement) -> Any:
 
 
 def _logged(statement: Statement) -> None:
-    """Each statement at DEBUG, as Tortoise logs its own (`bench/saga_cost.py` counts them)."""
+    """Each statement at DEBUG, as Tortoise logs its own (`sagashop.bench.saga_cost` counts
+    them)."""
     if log.isEnabledFor(logging.DEBUG):
         log.debug("%s: %d sets of parameters", statement.text, len(statement.params))
 

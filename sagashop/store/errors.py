@@ -22,6 +22,10 @@ class StoreConflict(SagashopError):
     since a batch read them. Taken again, the step sees what the other did."""
 
 
+class OutsideTheStore(SagashopError, RuntimeError):
+    """A query was made outside the store's context: a bug in whoever started the task."""
+
+
 class StoreUnavailable(SagashopError):
     """The database could not be reached or dropped the connection: it may be back soon."""
 

@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.names import ServiceName
 from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 from sagashop.store.reservations import Reservation
@@ -38,7 +39,7 @@ class SlotReservation(Reservation):
         table = "inventory_reservations"
 
 
-InventoryStep, InventoryDeadLetter = journal_tables("inventory", __name__)
+InventoryStep, InventoryDeadLetter = journal_tables(ServiceName.INVENTORY, __name__)
 
 BAGS = Keyed(Bag, by=("user_id",))
 HOLDS = Keyed(SlotReservation, by=("order_id",))

@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.names import ServiceName
 from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 from sagashop.store.reservations import Reservation
@@ -29,7 +30,7 @@ class StockReservation(Reservation):
         table = "item_reservations"
 
 
-ItemStep, ItemDeadLetter = journal_tables("item", __name__)
+ItemStep, ItemDeadLetter = journal_tables(ServiceName.ITEM, __name__)
 
 ITEMS = Keyed(Item, by=("item_id",))
 HOLDS = Keyed(StockReservation, by=("order_id",))

@@ -49,7 +49,7 @@ class DeadLetter(Model):
 
 def journal_tables(service: str, module: str) -> tuple[type[StepRecord], type[DeadLetter]]:
     """The service's own `<service>_steps` and `<service>_dead_letters` tables, for its tables
-    module to name (`OrderStep, OrderDeadLetter = journal_tables("order", __name__)`).
+    module to name (`OrderStep, OrderDeadLetter = journal_tables(ServiceName.ORDER, __name__)`).
 
     Tortoise does not inherit an abstract model's Meta, so each concrete table needs its own;
     this builds both the same way for every service."""

@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.names import ServiceName
 from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 
@@ -19,6 +20,6 @@ class Notification(Model):
         table = "notifications"
 
 
-NotificationStep, NotificationDeadLetter = journal_tables("notification", __name__)
+NotificationStep, NotificationDeadLetter = journal_tables(ServiceName.NOTIFICATION, __name__)
 
 NOTIFICATIONS = Keyed(Notification, by=("order_id",), key=("order_id",), read=False)

@@ -5,6 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.names import ServiceName
 from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 
@@ -55,6 +56,6 @@ class Order(Model):
         )
 
 
-OrderStep, OrderDeadLetter = journal_tables("order", __name__)
+OrderStep, OrderDeadLetter = journal_tables(ServiceName.ORDER, __name__)
 
 ORDERS = Keyed(Order, by=("order_id",))

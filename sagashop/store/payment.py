@@ -5,6 +5,7 @@ from enum import StrEnum
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.names import ServiceName
 from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 
@@ -30,6 +31,6 @@ class Payment(Model):
         table = "payments"
 
 
-PaymentStep, PaymentDeadLetter = journal_tables("payment", __name__)
+PaymentStep, PaymentDeadLetter = journal_tables(ServiceName.PAYMENT, __name__)
 
 PAYMENTS = Keyed(Payment, by=("order_id",))

@@ -20,11 +20,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-async def found(model: type[M], what: str, row_id: str) -> M:
-    """The row with this primary key, or NotFound naming what was looked for."""
+async def found(model: type[M], row_id: str, what: str | None = None) -> M:
+    """The row with this primary key, or NotFound naming what was looked for (by default as
+    the model is named: `Item`, an item)."""
     row = await model.get_or_none(pk=row_id)
     if row is None:
-        raise NotFound(f"no {what} with id {row_id}")
+        raise NotFound(f"no {what or model.__name__.lower()} with id {row_id}")
     return row
 
 

@@ -3,6 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from sagashop.names import ServiceName
 from sagashop.store.book import Keyed
 from sagashop.store.journal import journal_tables
 from sagashop.store.reservations import Reservation
@@ -29,7 +30,7 @@ class BalanceReservation(Reservation):
         table = "user_reservations"
 
 
-UserStep, UserDeadLetter = journal_tables("user", __name__)
+UserStep, UserDeadLetter = journal_tables(ServiceName.USER, __name__)
 
 USERS = Keyed(User, by=("user_id",))
 HOLDS = Keyed(BalanceReservation, by=("order_id",))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sagashop.bootstrap import running_node
 from sagashop.config import Settings
+from sagashop.names import Request, ServiceName
 from tests.cluster.processes import cluster
 from tests.support import Ledger, emitted, with_cluster_on
 
@@ -79,9 +80,13 @@ async def test_services_split_over_processes_answer_every_endpoint(
         assert [n["kind"] for n in await door.notifications(user)] == ["order.completed"]
 
         async with running_node(replace(cluster_settings, services=())) as remote:
-            await remote.ask("payment", "configure", {"failure_rate": 1.0, "seed": None})
+            await remote.ask(
+                ServiceName.PAYMENT, Request.CONFIGURE_PAYMENTS, {"failure_rate": 1.0, "seed": None}
+            )
             declined = await door.settle((await door.buy(user, sword))["id"])
-            await remote.ask("payment", "configure", {"failure_rate": 0.0, "seed": None})
+            await remote.ask(
+                ServiceName.PAYMENT, Request.CONFIGURE_PAYMENTS, {"failure_rate": 0.0, "seed": None}
+            )
         assert declined["failureReason"] == "payment: declined by the mock provider"
         assert emitted(declined)[-6:] == [
             ("payment", "payment.rejected"),

@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 from sagashop.actors import SERVICES
 from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
+from sagashop.bootstrap import Dependencies
 from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga import Service, Step, StepLog
 from sagashop.saga.observers import Observers
 from sagashop.saga.outbox import Relay
@@ -27,7 +28,7 @@ from tests.support import eventually
 
 T = TypeVar("T")
 
-PATIENT = Deadlines(saga=3600.0, first_nudge=3600.0)
+PATIENT = Deadlines(saga=3600.0, nudge_after=3600.0)
 """No order of these tests comes due for the sweep unless a test binds other deadlines."""
 
 
@@ -85,16 +86,10 @@ class Steps:
 
     def bind(self, service: str, deadlines: Deadlines = PATIENT) -> Service:
         declared = next(s for s in SERVICES if s.name == service)
-        return declared.bind(
-            {
-                "ask": self.ask,
-                "step_log": self.logs[service],
-                "watch": self.watch,
-                "payments": self.payments,
-                "deadlines": deadlines,
-                "sagas": self.metrics.sagas,
-            }
+        deps = Dependencies(
+            self.ask, self.logs[service], self.watch, self.payments, deadlines, self.metrics.sagas
         )
+        return declared.bind(deps.by_name())
 
     async def _publish(self, events: Sequence[Event]) -> Sequence[int]:
         self.published.extend(events)

@@ -19,11 +19,13 @@ from typing import Any
 from sagashop.actors import SERVICES
 from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
+from sagashop.bootstrap import Dependencies
 from sagashop.events import Event
 from sagashop.metrics import Metrics
 from sagashop.saga import Step, StepLog
 from sagashop.saga.outbox import Relay
 from sagashop.saga.retry import RetryPolicy
+from sagashop.saga.watch import StepWatch
 from sagashop.store import Store
 from sagashop.store.book import Book
 from sagashop.store.errors import StoreConflict
@@ -48,13 +50,9 @@ async def race(service: str, url: str, hold: float, events: list[Event]) -> dict
     store = Store({service: url}, {service: declared.models})
     relay = Relay(_nowhere)
     log = StepLog(service, declared.records, declared.dead_letters, relay, declared.tables)
-    deps = {
-        "payments": PaymentMock(0.0),
-        "deadlines": Deadlines(),
-        "sagas": Metrics("pubsub", [service], 30).sagas,
-        "step_log": log,
-    }
-    bound = declared.bind(deps)
+    sagas = Metrics("pubsub", [service], 30).sagas
+    deps = Dependencies(_nobody, log, StepWatch(), PaymentMock(0.0), Deadlines(), sagas)
+    bound = declared.bind(deps.by_name())
     moments: dict[str, float] = {}
     attempts = 0
 
@@ -98,6 +96,10 @@ async def _retried(take: Any) -> list[Event | None]:
 
 async def _nowhere(events: Any) -> list[int]:
     return [1] * len(events)
+
+
+async def _nobody(*asked: Any) -> Any:
+    raise AssertionError(f"a racing step asked another service: {asked}")
 
 
 if __name__ == "__main__":

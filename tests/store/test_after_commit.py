@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sagashop.events import Event, EventName
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga import step
 from sagashop.store.book import Book
 from tests.store.harness import Purchase, Steps

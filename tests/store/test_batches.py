@@ -20,7 +20,7 @@ from sagashop.saga.actor import HandleEvents, ServiceActor
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.retry import RetryPolicy
 from sagashop.store.book import Book
-from tests.store.harness import Purchase, Steps
+from tests.store.harness import Holdings, Purchase, Steps
 
 
 def reserving(steps: Steps, *purchases: Purchase) -> list[tuple[Step, Event]]:
@@ -195,33 +195,59 @@ async def test_a_batch_mixing_what_a_player_can_and_cannot_afford_takes_exactly_
     assert (await steps.holdings(purchase)).balance == 1_000
 
 
-@pytest.mark.parametrize("sizes", [(2, 3), (3, 2)], ids=["smaller first", "larger first"])
-async def test_a_batch_asking_for_more_than_an_items_stock_gives_it_to_the_first(
-    steps: Steps, sizes: tuple[int, int]
+@pytest.mark.parametrize(
+    ("service", "cause", "sizes", "refused", "left"),
+    [
+        pytest.param(
+            "item",
+            EventName.INVENTORY_RESERVED,
+            (2, 3),
+            ("item.rejected", "item: out of stock: 1 left, 3 requested"),
+            Holdings(balance=10_000, stock=1, free=20),
+            id="an item's stock, smaller first",
+        ),
+        pytest.param(
+            "item",
+            EventName.INVENTORY_RESERVED,
+            (3, 2),
+            ("item.rejected", "item: out of stock: 0 left, 2 requested"),
+            Holdings(balance=10_000, stock=0, free=20),
+            id="an item's stock, larger first",
+        ),
+        pytest.param(
+            "inventory",
+            EventName.BALANCE_RESERVED,
+            (15, 8),
+            ("inventory.rejected", "inventory: bag is full: 5 free slots, 8 needed"),
+            Holdings(balance=10_000, stock=3, free=5),
+            id="a bag's free slots, larger first",
+        ),
+        pytest.param(
+            "inventory",
+            EventName.BALANCE_RESERVED,
+            (8, 15),
+            ("inventory.rejected", "inventory: bag is full: 12 free slots, 15 needed"),
+            Holdings(balance=10_000, stock=3, free=12),
+            id="a bag's free slots, smaller first",
+        ),
+    ],
+)
+async def test_a_batch_asking_for_more_than_there_is_gives_it_to_the_first(
+    steps: Steps,
+    service: str,
+    cause: EventName,
+    sizes: tuple[int, int],
+    refused: tuple[str, str],
+    left: Holdings,
 ) -> None:
+    """An item of 3 in stock, and a new player's bag of 20 free slots."""
     purchase = await steps.purchase(stock=3)
-    first, second = for_new_orders(purchase, EventName.INVENTORY_RESERVED, *sizes)
+    first, second = for_new_orders(purchase, cause, *sizes)
 
-    outcomes = await one_batch_of(steps, "item", [first, second])
+    outcomes = await one_batch_of(steps, service, [first, second])
 
-    assert [outcome.name for outcome in outcomes] == ["item.reserved", "item.rejected"]
-    assert outcomes[1].reason == (
-        f"item: out of stock: {3 - first.quantity} left, {second.quantity} requested"
-    )
-    assert (await steps.holdings(purchase)).stock == 3 - first.quantity
-
-
-@pytest.mark.parametrize("sizes", [(15, 8), (8, 15)], ids=["larger first", "smaller first"])
-async def test_a_batch_filling_one_bag_gives_its_free_slots_to_the_first(
-    steps: Steps, sizes: tuple[int, int]
-) -> None:
-    purchase = await steps.purchase()
-    first, second = for_new_orders(purchase, EventName.BALANCE_RESERVED, *sizes)
-
-    outcomes = await one_batch_of(steps, "inventory", [first, second])
-
-    assert [outcome.name for outcome in outcomes] == ["inventory.reserved", "inventory.rejected"]
-    assert outcomes[1].reason == (
-        f"inventory: bag is full: {20 - first.quantity} free slots, {second.quantity} needed"
-    )
-    assert (await steps.holdings(purchase)).free == 20 - first.quantity
+    assert [(outcome.name, outcome.reason) for outcome in outcomes] == [
+        (f"{service}.reserved", None),
+        refused,
+    ]
+    assert await steps.holdings(purchase) == left

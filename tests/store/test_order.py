@@ -11,7 +11,7 @@ import pytest
 from sagashop.actors.order import LOOK_AGAIN, Deadlines
 from sagashop.errors import Conflict, NotFound
 from sagashop.events import EventName, new_id
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga import Service
 from sagashop.store.order import Order, OrderStatus
 from tests.store.harness import Purchase, Steps
@@ -161,7 +161,7 @@ async def test_telling_the_user_closes_the_order_so_nothing_is_owed(steps: Steps
 async def test_an_order_past_its_deadline_is_cancelled_once_and_owes_its_undoing(
     steps: Steps,
 ) -> None:
-    hasty = steps.bind("order", Deadlines(saga=0.0, first_nudge=0.0))
+    hasty = steps.bind("order", Deadlines(saga=0.0, nudge_after=0.0))
     purchase = await steps.purchase(price=400)
     await place(steps, purchase, order=hasty)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sagashop.events import EventName
-from sagashop.requests import Request
+from sagashop.names import Request
 from tests.store.harness import Purchase, Steps
 from tests.topology import trigger
 
@@ -27,6 +27,12 @@ async def payment(steps: Steps, purchase: Purchase) -> dict[str, Any]:
     return state
 
 
+async def recorded(steps: Steps, purchase: Purchase) -> tuple[str, str | None, int]:
+    """What the payment service recorded of the order: its state, the reason, the amount."""
+    state = await payment(steps, purchase)
+    return state["state"], state["reason"], state["amount"]
+
+
 async def test_a_provider_that_declines_everything_rejects_the_charge(steps: Steps) -> None:
     await decline_rate(steps, 1.0)
     purchase = await steps.purchase(price=1_000)
@@ -38,12 +44,7 @@ async def test_a_provider_that_declines_everything_rejects_the_charge(steps: Ste
         EventName.PAYMENT_REJECTED,
         "payment: declined by the mock provider",
     )
-    state = await payment(steps, purchase)
-    assert (state["state"], state["reason"], state["amount"]) == (
-        "declined",
-        "declined by the mock provider",
-        1_000,
-    )
+    assert await recorded(steps, purchase) == ("declined", "declined by the mock provider", 1_000)
 
 
 async def test_a_provider_that_declines_nothing_captures_the_amount(steps: Steps) -> None:
@@ -54,8 +55,7 @@ async def test_a_provider_that_declines_nothing_captures_the_amount(steps: Steps
 
     assert processed is not None
     assert (processed.name, processed.amount) == (EventName.PAYMENT_PROCESSED, 3_750)
-    state = await payment(steps, purchase)
-    assert (state["state"], state["reason"], state["amount"]) == ("captured", None, 3_750)
+    assert await recorded(steps, purchase) == ("captured", None, 3_750)
 
 
 async def test_a_declined_charge_redelivered_is_not_tried_again(steps: Steps) -> None:
@@ -86,12 +86,7 @@ async def test_an_expiry_after_the_capture_refunds_it(steps: Steps) -> None:
         "order: no outcome within the 30s deadline",
     )
     assert again == refunded
-    state = await payment(steps, purchase)
-    assert (state["state"], state["reason"], state["amount"]) == (
-        "refunded",
-        "the order expired",
-        800,
-    )
+    assert await recorded(steps, purchase) == ("refunded", "the order expired", 800)
 
 
 async def test_an_expiry_after_a_decline_leaves_the_decline(steps: Steps) -> None:

@@ -23,7 +23,7 @@ from sagashop.store.book import Book
 from sagashop.store.errors import StoreConflict
 from sagashop.store.reservations import ReservationState
 from sagashop.store.user import HOLDS, USERS
-from tests.store.harness import Purchase, Steps
+from tests.store.harness import Holdings, Purchase, Steps
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD = 1.0
@@ -80,38 +80,44 @@ def emitted(reports: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
     )
 
 
-async def test_two_replicas_reserving_one_players_balance_take_exactly_what_is_there(
+@pytest.mark.parametrize(
+    ("service", "cause", "reserved", "refused", "left"),
+    [
+        pytest.param(
+            "user",
+            EventName.ORDER_CREATED,
+            "balance.reserved",
+            ("balance.rejected", "user: balance too low: has 0, needs 1000"),
+            Holdings(balance=0, stock=5, free=20),
+            id="one player's balance",
+        ),
+        pytest.param(
+            "item",
+            EventName.INVENTORY_RESERVED,
+            "item.reserved",
+            ("item.rejected", "item: out of stock: 0 left, 1 requested"),
+            Holdings(balance=5_000, stock=0, free=20),
+            id="one item's stock",
+        ),
+    ],
+)
+async def test_two_replicas_reserving_one_thing_take_exactly_what_is_there(
     steps: Steps,
+    service: str,
+    cause: EventName,
+    reserved: str,
+    refused: tuple[str, str],
+    left: Holdings,
 ) -> None:
-    purchase = await steps.purchase(balance=5_000, price=1_000)
-    events = [_for_new_order(purchase, EventName.ORDER_CREATED) for _ in range(6)]
+    """Enough balance and stock for five orders of one each, and six orders racing for them."""
+    purchase = await steps.purchase(balance=5_000, price=1_000, stock=5)
+    events = [_for_new_order(purchase, cause) for _ in range(6)]
 
-    reports = await race(steps, "user", [events[:3], events[3:]])
+    reports = await race(steps, service, [events[:3], events[3:]])
 
     one_held_while_the_other_tried(reports)
-    assert (
-        emitted(reports)
-        == [("balance.rejected", "user: balance too low: has 0, needs 1000")]
-        + [("balance.reserved", None)] * 5
-    )
-    assert (await steps.holdings(purchase)).balance == 0
-
-
-async def test_two_replicas_reserving_one_items_stock_take_exactly_what_is_there(
-    steps: Steps,
-) -> None:
-    purchase = await steps.purchase(balance=50_000, price=1_000, stock=5)
-    events = [_for_new_order(purchase, EventName.INVENTORY_RESERVED) for _ in range(6)]
-
-    reports = await race(steps, "item", [events[:3], events[3:]])
-
-    one_held_while_the_other_tried(reports)
-    assert (
-        emitted(reports)
-        == [("item.rejected", "item: out of stock: 0 left, 1 requested")]
-        + [("item.reserved", None)] * 5
-    )
-    assert (await steps.holdings(purchase)).stock == 0
+    assert emitted(reports) == [refused] + [(reserved, None)] * 5
+    assert await steps.holdings(purchase) == left
 
 
 async def test_two_replicas_reserving_one_bag_take_exactly_its_free_slots(steps: Steps) -> None:

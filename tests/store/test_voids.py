@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from sagashop.events import EventName
-from sagashop.requests import Request
+from sagashop.names import Request
 from tests.store.harness import Holdings, Steps
 from tests.topology import trigger
 

@@ -101,12 +101,18 @@ class Purchase:
         return None  # payment holds nothing of the user's or the item's
 
 
+@pytest.fixture(params=PARTS, ids=[p.service for p in PARTS])
+def part(request: pytest.FixtureRequest) -> Part:
+    """Each service's part in turn, for the tests that ask for one."""
+    chosen: Part = request.param
+    return chosen
+
+
 @pytest.fixture
 async def purchase(shop: Shop) -> Purchase:
     return Purchase(shop, await shop.new_user(balance=10_000), await shop.new_item(stock=10))
 
 
-@pytest.mark.parametrize("part", PARTS, ids=[p.service for p in PARTS])
 async def test_a_duplicate_takes_effect_once_and_replays_its_outcome(
     part: Part, purchase: Purchase, redis_url: str
 ) -> None:
@@ -128,7 +134,6 @@ async def test_a_duplicate_takes_effect_once_and_replays_its_outcome(
     assert held != before
 
 
-@pytest.mark.parametrize("part", PARTS, ids=[p.service for p in PARTS])
 async def test_a_compensation_before_its_action_voids_it_and_the_action_is_refused(
     part: Part, purchase: Purchase, redis_url: str
 ) -> None:

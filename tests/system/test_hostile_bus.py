@@ -8,16 +8,13 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
 from sagashop.events import Event, EventName, encode, new_id
-from sagashop.requests import Request
-from sagashop.transport import Channels
+from sagashop.names import Request
 from sagashop.transport.pubsub import delivery
 from sagashop.transport.signing import BusKeys, Signer
 from tests.support import (
@@ -26,6 +23,7 @@ from tests.support import (
     eventually,
     on_systems,
 )
+from tests.wire import Client, connected
 
 # What reaches a listener is a matter of the transport; the database plays no part.
 pytestmark = on_systems("sqlite-pubsub", "sqlite-streams")
@@ -75,24 +73,8 @@ def forgeries(namespace: str, pubsub: bool) -> dict[str, Forge]:
 
 
 @dataclass
-class Attacker:
+class Attacker(Client):
     """A client of the shop's Redis, without its keys."""
-
-    shop: Shop
-    redis: Redis
-
-    @property
-    def node(self) -> Any:
-        assert self.shop.node is not None
-        return self.shop.node
-
-    @property
-    def channels(self) -> Channels:
-        return Channels(self.node.settings.namespace)
-
-    @property
-    def streams(self) -> bool:
-        return bool(self.node.settings.bus == "streams")
 
     async def put_event(self, name: EventName, forge: Forge, event: Event) -> int:
         """Put a forged `name` event where events travel; answer how many readers take it."""
@@ -119,13 +101,8 @@ class Attacker:
         return total
 
 
-@asynccontextmanager
-async def attacker(shop: Shop, redis_url: str) -> AsyncIterator[Attacker]:
-    redis = Redis.from_url(redis_url, decode_responses=True)
-    try:
-        yield Attacker(shop, redis)
-    finally:
-        await redis.aclose()
+def attacker(shop: Shop, redis_url: str) -> AbstractAsyncContextManager[Attacker]:
+    return connected(Attacker, shop, redis_url)
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sagashop.http.monitor import WATCHERS
 from sagashop.monitor.feed import MAX_PER_FLUSH
@@ -15,6 +15,7 @@ from tests.support import Shop, eventually, on_systems
 
 on_each_transport = on_systems("sqlite-pubsub", "sqlite-streams")
 on_one_system = on_systems("sqlite-pubsub")  # the page's reads do not depend on the transport
+T = TypeVar("T")
 
 
 class Stream:
@@ -54,7 +55,7 @@ async def watching(shop: Shop) -> AsyncIterator[Stream]:
             await asyncio.gather(reading, return_exceptions=True)
 
 
-async def _now(value: bool) -> bool:
+async def _now(value: T) -> T:
     return value
 
 
@@ -62,16 +63,24 @@ async def ended(shop: Shop, order_id: str) -> dict[str, Any]:
     return await shop.ok("GET", f"/orders/{order_id}/status?wait=30")
 
 
-@on_each_transport
-async def test_the_feed_shows_every_step_of_a_purchase(shop: Shop) -> None:
+async def watched_purchase(
+    shop: Shop, status: str, last: Callable[[dict[str, Any]], bool]
+) -> tuple[Stream, list[dict[str, Any]]]:
+    """Buy while the feed is watched; once the order ends with `status`, wait for the feed to
+    show its `last` step too (the feed lags the order), and answer the stream and its steps."""
     user, item = await shop.new_user(), await shop.new_item()
     async with watching(shop) as stream:
         order = await shop.buy(user, item)
-        assert (await ended(shop, order["id"]))["status"] == "COMPLETED"
+        assert (await ended(shop, order["id"]))["status"] == status
         steps = await eventually(
-            lambda: _now(stream.of(order["id"])),
-            lambda found: any(step["step"] == "close" for step in found),
+            lambda: _now(stream.of(order["id"])), lambda found: any(map(last, found))
         )
+    return stream, steps
+
+
+@on_each_transport
+async def test_the_feed_shows_every_step_of_a_purchase(shop: Shop) -> None:
+    stream, steps = await watched_purchase(shop, "COMPLETED", lambda step: step["step"] == "close")
 
     services = {step["service"] for step in steps}
     assert services == {"order", "user", "inventory", "item", "payment", "notification"}
@@ -81,16 +90,11 @@ async def test_the_feed_shows_every_step_of_a_purchase(shop: Shop) -> None:
 
 @on_each_transport
 async def test_the_feed_draws_a_declined_payment_and_its_compensations(shop: Shop) -> None:
-    user, item = await shop.new_user(), await shop.new_item()
     await shop.set_payment_failure_rate(1.0)
     try:
-        async with watching(shop) as stream:
-            order = await shop.buy(user, item)
-            assert (await ended(shop, order["id"]))["status"] == "CANCELLED"
-            steps = await eventually(
-                lambda: _now(stream.of(order["id"])),
-                lambda found: any(step["event"] == "order.cancelled" for step in found),
-            )
+        _, steps = await watched_purchase(
+            shop, "CANCELLED", lambda step: step["event"] == "order.cancelled"
+        )
     finally:
         await shop.set_payment_failure_rate(0.0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -11,12 +12,13 @@ from tests.support import Shop, emitted, states
 from tests.topology import failing_at, happy_path, with_emitters
 
 
-@pytest.fixture
-async def declining(shop: Shop) -> AsyncIterator[Shop]:
-    """The same system with a payment provider that declines everything, for one test."""
-    await shop.set_payment_failure_rate(1.0)
+@asynccontextmanager
+async def payments_declined(shop: Shop, rate: float) -> AsyncIterator[None]:
+    """The same system with a payment provider that declines this share of charges, while
+    inside: the system is shared, so every test after this one finds it declining nothing."""
+    await shop.set_payment_failure_rate(rate)
     try:
-        yield shop
+        yield
     finally:
         await shop.set_payment_failure_rate(0.0)
 
@@ -75,56 +77,58 @@ async def test_an_inactive_user_cannot_buy(shop: Shop) -> None:
     assert (await shop.balance(user), await shop.stock(item)) == (50_000, 5)
 
 
-async def test_a_full_bag_refunds_the_balance(shop: Shop) -> None:
+@pytest.mark.parametrize(
+    ("stock", "quantity", "declined", "failure", "reason", "undone"),
+    [
+        pytest.param(
+            50,
+            21,
+            0.0,
+            E.INVENTORY_REJECTED,
+            "inventory: bag is full: 20 free slots, 21 needed",
+            dict(user="released", inventory=None, item=None, payment=None),
+            id="a full bag refunds the balance",
+        ),
+        pytest.param(
+            1,
+            2,
+            0.0,
+            E.ITEM_REJECTED,
+            "item: out of stock: 1 left, 2 requested",
+            dict(user="released", inventory="released", item=None, payment=None),
+            id="out of stock frees the slots then refunds",
+        ),
+        pytest.param(
+            30,
+            3,
+            1.0,
+            E.PAYMENT_REJECTED,
+            "payment: declined by the mock provider",
+            dict(user="released", inventory="released", item="released", payment="declined"),
+            id="a declined payment undoes every step newest first",
+        ),
+    ],
+)
+async def test_a_step_refused_cancels_the_order_and_undoes_every_step_before_it(
+    shop: Shop,
+    stock: int,
+    quantity: int,
+    declined: float,
+    failure: E,
+    reason: str,
+    undone: dict[str, str | None],
+) -> None:
     user = await shop.new_user(balance=50_000)
-    item = await shop.new_item(price=1_000, stock=50)
+    item = await shop.new_item(price=1_000, stock=stock)
 
-    view = await shop.settle((await shop.buy(user, item, quantity=21))["id"])
+    async with payments_declined(shop, declined):
+        view = await shop.settle((await shop.buy(user, item, quantity=quantity))["id"])
 
     assert view["status"] == "CANCELLED"
-    assert view["failureReason"] == "inventory: bag is full: 20 free slots, 21 needed"
-    assert emitted(view) == with_emitters(failing_at(E.INVENTORY_REJECTED))
-    assert states(view) == {"user": "released", "inventory": None, "item": None, "payment": None}
-    assert (await shop.balance(user), await shop.stock(item)) == (50_000, 50)
-    assert (await shop.bag(user), await shop.free_slots(user)) == ({}, 20)
-
-
-async def test_out_of_stock_frees_the_slots_then_refunds(shop: Shop) -> None:
-    user = await shop.new_user(balance=50_000)
-    item = await shop.new_item(price=1_000, stock=1)
-
-    view = await shop.settle((await shop.buy(user, item, quantity=2))["id"])
-
-    assert view["status"] == "CANCELLED"
-    assert view["failureReason"] == "item: out of stock: 1 left, 2 requested"
-    assert emitted(view) == with_emitters(failing_at(E.ITEM_REJECTED))
-    assert states(view) == {
-        "user": "released",
-        "inventory": "released",
-        "item": None,
-        "payment": None,
-    }
-    assert (await shop.balance(user), await shop.stock(item)) == (50_000, 1)
-    assert (await shop.bag(user), await shop.free_slots(user)) == ({}, 20)
-
-
-async def test_a_declined_payment_undoes_every_step_newest_first(declining: Shop) -> None:
-    shop = declining
-    user = await shop.new_user(balance=50_000)
-    item = await shop.new_item(price=5_000, stock=30)
-
-    view = await shop.settle((await shop.buy(user, item, quantity=3))["id"])
-
-    assert view["status"] == "CANCELLED"
-    assert view["failureReason"] == "payment: declined by the mock provider"
-    assert emitted(view) == with_emitters(failing_at(E.PAYMENT_REJECTED))
-    assert states(view) == {
-        "user": "released",
-        "inventory": "released",
-        "item": "released",
-        "payment": "declined",
-    }
-    assert (await shop.balance(user), await shop.stock(item)) == (50_000, 30)
+    assert view["failureReason"] == reason
+    assert emitted(view) == with_emitters(failing_at(failure))
+    assert states(view) == undone
+    assert (await shop.balance(user), await shop.stock(item)) == (50_000, stock)
     assert (await shop.bag(user), await shop.free_slots(user)) == ({}, 20)
 
 

@@ -4,7 +4,6 @@ line (which any user of the machine can read), and a URL is never shown with its
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sagashop import config
 from sagashop.chaos.processes import Child
 from sagashop.credentials import RedisRefused, check_redis, redact
 from sagashop.logs import ConsoleFormatter, JsonFormatter
+from tests.unit.helpers import logging_to_text
 
 SECRET = "hunter2" * 6
 REDIS_URL = f"rediss://shop:{SECRET}@redis.internal:6380/0"
@@ -86,19 +86,13 @@ def test_a_url_is_shown_without_its_password(text: str, shown: str) -> None:
 
 @pytest.mark.parametrize("formatter", [ConsoleFormatter(), JsonFormatter()])
 def test_a_logged_url_shows_its_user_but_not_its_password(formatter: logging.Formatter) -> None:
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(formatter)
     logger = logging.getLogger("sagashop.test-credentials")
-    logger.addHandler(handler)
-    try:
+    with logging_to_text(formatter, logger.name) as out:
         logger.warning("cannot reach %s", REDIS_URL, extra={"database": DATABASE_URL})
         try:
             raise ConnectionError(f"lost {REDIS_URL}")
         except ConnectionError:
             logger.exception("gave up")
-    finally:
-        logger.removeHandler(handler)
 
     assert "rediss://shop:***@redis.internal:6380/0" in out.getvalue()
     assert SECRET not in out.getvalue()

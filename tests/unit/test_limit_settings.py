@@ -32,17 +32,17 @@ def test_a_limit_comes_from_the_flag_or_the_environment_and_off_turns_it_off() -
 
 
 @pytest.mark.parametrize(
-    ("argv", "flag"),
+    ("flag", "value"),
     [
-        (["--rate-limit", "lots"], "--rate-limit"),
-        (["--rate-limit-store", "disk"], "--rate-limit-store"),
-        (["--body-timeout", "0"], "--body-timeout"),
-        (["--head-timeout", "-1"], "--head-timeout"),
+        ("--rate-limit", "lots"),
+        ("--rate-limit-store", "disk"),
+        ("--body-timeout", "0"),
+        ("--head-timeout", "-1"),
     ],
 )
-def test_a_bad_limit_setting_is_refused_naming_its_flag(argv: list[str], flag: str) -> None:
+def test_a_bad_limit_setting_is_refused_naming_its_flag(flag: str, value: str) -> None:
     with pytest.raises(ValueError, match=flag):
-        load(*argv)
+        load(flag, value)
 
 
 def test_a_limit_setting_travels_to_a_child_process() -> None:

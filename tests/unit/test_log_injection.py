@@ -4,7 +4,6 @@ and a traceback's lines stay indented under their record."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import subprocess
@@ -13,17 +12,14 @@ import sys
 import pytest
 
 from sagashop.logs import ConsoleFormatter, JsonFormatter, escape_controls
+from tests.unit.helpers import logging_to_text
 
 HOSTILE = "id-1\n2026-01-01 00:00:00,000 INFO    sagashop: forged\x1b[31m red\r\x00\u2028\u202e"
 
 
 def logged(formatter: logging.Formatter, *, failing: bool = False) -> str:
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(formatter)
     logger = logging.getLogger("sagashop.test-injection")
-    logger.addHandler(handler)
-    try:
+    with logging_to_text(formatter, logger.name) as out:
         if not failing:
             logger.warning("order %s expired", HOSTILE)
         else:
@@ -31,8 +27,6 @@ def logged(formatter: logging.Formatter, *, failing: bool = False) -> str:
                 raise ValueError(f"unknown order {HOSTILE}")
             except ValueError:
                 logger.exception("gave up on order %s", HOSTILE)
-    finally:
-        logger.removeHandler(handler)
     return out.getvalue()
 
 

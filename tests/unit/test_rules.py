@@ -8,10 +8,20 @@ from types import SimpleNamespace
 import pytest
 
 from sagashop.actors import inventory, item, notification, user
-from sagashop.actors.order import Deadlines, next_look, past_deadline
+from sagashop.actors.order import (
+    NUDGED_BY,
+    SERVICE,
+    Deadlines,
+    Expire,
+    Nudge,
+    StepName,
+    next_look,
+    on_due,
+    past_deadline,
+)
 from sagashop.actors.payment import PaymentMock
 from sagashop.events import Event, EventName
-from sagashop.store.order import Owed
+from sagashop.store.order import OrderStatus, Owed
 
 
 def test_a_user_can_pay_only_if_known_active_and_rich_enough() -> None:
@@ -66,14 +76,18 @@ def test_the_user_is_told_how_the_purchase_ended() -> None:
 def test_a_stalled_saga_is_asked_again_doubling_up_to_a_quarter_of_its_deadline(
     nudges: int, seconds: float
 ) -> None:
-    assert Deadlines(saga=80, first_nudge=5).wait(nudges) == timedelta(seconds=seconds)
+    assert Deadlines(saga=80, nudge_after=5).wait(nudges) == timedelta(seconds=seconds)
 
 
 def test_a_short_deadline_still_waits_its_first_nudge() -> None:
-    assert Deadlines(saga=8, first_nudge=5).wait(3) == timedelta(seconds=5)
+    assert Deadlines(saga=8, nudge_after=5).wait(3) == timedelta(seconds=5)
 
 
 START = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def _S(seconds: float) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize(
@@ -105,6 +119,48 @@ def test_only_a_saga_still_waiting_for_its_outcome_runs_out_of_time(
 def test_the_sweep_looks_again_later_but_never_past_a_running_sagas_deadline(
     owes: Owed, backoff: int, looks_after: float
 ) -> None:
-    deadlines = Deadlines(saga=80, first_nudge=5)
+    deadlines = Deadlines(saga=80, nudge_after=5)
     order = SimpleNamespace(owes=owes, deadline_at=START + timedelta(seconds=12), backoff=backoff)
     assert next_look(order, deadlines, START) == START + timedelta(seconds=looks_after)
+
+
+DUE = START + timedelta(seconds=12)
+"""When the orders below reach their deadline (12 s after START)."""
+
+
+@pytest.mark.parametrize(
+    ("owes", "status", "at", "backoff", "then"),
+    [
+        # A running saga is nudged by publishing order.created again, backing off from 5 s,
+        (Owed.OUTCOME, OrderStatus.PENDING, 0, 0, Nudge(StepName.CREATE, START + _S(10))),
+        # but never looked at past its deadline,
+        (Owed.OUTCOME, OrderStatus.PENDING, 5, 1, Nudge(StepName.CREATE, DUE)),
+        # where it expires.
+        (Owed.OUTCOME, OrderStatus.PENDING, 12, 2, Expire()),
+        (Owed.OUTCOME, OrderStatus.PENDING, 3_600, 9, Expire()),
+        # An expired one is nudged by its order.expired until its services gave back their part;
+        (Owed.UNDOING, OrderStatus.CANCELLED, 3_600, 0, Nudge(StepName.EXPIRE, DUE + _S(3_598))),
+        # an ended one by its outcome, until each service settled its part.
+        (Owed.SETTLING, OrderStatus.COMPLETED, 20, 1, Nudge(StepName.COMPLETE, START + _S(40))),
+        (Owed.SETTLING, OrderStatus.CANCELLED, 20, 3, Nudge(StepName.CANCEL, START + _S(40))),
+    ],
+)
+def test_a_due_order_is_nudged_by_the_step_that_moves_it_on_or_expires_at_its_deadline(
+    owes: Owed, status: OrderStatus, at: float, backoff: int, then: Expire | Nudge
+) -> None:
+    """The sweep's whole decision, as a table: no database, no clock but the one given."""
+    order = SimpleNamespace(owes=owes, status=status, deadline_at=DUE, backoff=backoff)
+    assert on_due(order, Deadlines(saga=80, nudge_after=5), START + _S(at)) == then
+
+
+def test_every_state_a_due_order_can_be_in_names_a_step_the_order_service_takes() -> None:
+    """A renamed step would leave its stalled sagas nudged with nothing, until their deadline."""
+    taken_on_events = {step.name for step in SERVICE.steps}
+    taken_on_its_own = {StepName.CREATE, StepName.EXPIRE}  # placing an order; its deadline
+    assert set(NUDGED_BY.values()) <= taken_on_events | taken_on_its_own
+    ended = {OrderStatus.COMPLETED, OrderStatus.CANCELLED}
+    assert set(NUDGED_BY) == {
+        (Owed.OUTCOME, OrderStatus.PENDING),
+        (Owed.UNDOING, OrderStatus.CANCELLED),
+        *((Owed.SETTLING, status) for status in ended),
+    }

@@ -11,7 +11,7 @@ from tortoise.exceptions import IntegrityError, OperationalError
 
 from sagashop.errors import Conflict, NotFound, Unavailable, answer_to
 from sagashop.events import Event, EventName, MalformedEvent
-from sagashop.requests import Request
+from sagashop.names import Request
 from sagashop.saga import Service, inject, step
 from sagashop.saga.actor import Call, HandleEvents, Mailbox
 from sagashop.saga.retry import RetryPolicy

@@ -1,10 +1,23 @@
-"""The requests one process may ask of a service, wherever it runs (see `Node.ask`).
+"""The names that travel between processes besides the events': the services, and the
+requests one process may ask of a service wherever it runs (see `Node.ask`).
 
-Like the event names in `sagashop.events`, these names travel between processes, so they live in
-one place; a service declares which of them it answers (`Service.commands` and `.queries`).
+Like the event names in `sagashop.events` they live in one place: a service's declaration takes
+its name from here and says which requests it answers (`Service.commands` and `.queries`); a
+test finds any service name written out elsewhere (`tests/unit/test_layout.py`).
 """
 
 from enum import StrEnum
+
+
+class ServiceName(StrEnum):
+    """The six services, in the order a purchase reaches them."""
+
+    ORDER = "order"
+    USER = "user"
+    INVENTORY = "inventory"
+    ITEM = "item"
+    PAYMENT = "payment"
+    NOTIFICATION = "notification"
 
 
 class Request(StrEnum):
@@ -23,7 +36,7 @@ class Request(StrEnum):
     LIST_ITEMS = "list_items"
     GET_INVENTORY = "get_inventory"
     LIST_NOTIFICATIONS = "list_notifications"
-    CONFIGURE_PAYMENTS = "configure"
+    CONFIGURE_PAYMENTS = "configure_payments"
     PAYMENT_SETTINGS = "payment_settings"
 
     ORDER_STATE = "order_state"

@@ -1,6 +1,6 @@
 """How the monitor page holds up while a load runs: open it in headless Chromium and sample it.
 
-    .venv/bin/python bench/monitor_page.py --url http://127.0.0.1:3000/ [--seconds 60]
+    .venv/bin/python -m sagashop.bench.monitor_page --url http://127.0.0.1:3000/ [--seconds 60]
 
 Run a load against the same server meanwhile (`python run.py bench --url …`). Every second it
 reads, inside the page: the steps drawn per second, the steps the server sampled out, the DOM

@@ -1,10 +1,10 @@
 """The reads that grow with the order table: `/summary` and `GET /orders?status=&limit=`.
 
-    .venv/bin/python bench/order_reads.py fill --database-url URL [--orders 100000]
-    .venv/bin/python bench/order_reads.py time --url http://127.0.0.1:3000 [--times 30]
+    .venv/bin/python -m sagashop.bench.order_reads write --database-url URL [--orders 100000]
+    .venv/bin/python -m sagashop.bench.order_reads time --url http://127.0.0.1:3000 [--times 30]
 
-`fill` writes orders straight into the order service's `orders` table (which must exist: start
-the system on that database once first), as a day of trading leaves them: most completed, some
+`write` puts orders straight into the order service's `orders` table (migrated first, if it
+needs to be), as a day of trading leaves them: most completed, some
 cancelled by each service, and the last few still pending (due in an hour, so that the sweep
 leaves them alone while the reads are timed). `time` asks each read `--times` times, one after the
 other, of a running system (start it with `--rate-limit off`), and prints the median and the
@@ -23,7 +23,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import asyncpg
+
+from sagashop.names import ServiceName
+from sagashop.store import Store
 
 COLUMNS = (
     "id, user_id, item_id, quantity, unit_price, total_amount, status, failure_reason, "
@@ -36,6 +38,7 @@ ENDINGS = [
     (0.03, "CANCELLED", "inventory: bag is full: 0 free slots, 1 needed"),
     (0.03, "CANCELLED", "item: out of stock: 0 left, 1 requested"),
 ]
+CHUNK = 2_000
 PENDING = 50
 """The latest orders, still running."""
 READS = (
@@ -83,33 +86,37 @@ def orders(count: int, seed: int = 7) -> list[tuple[Any, ...]]:
     return rows
 
 
-async def fill(database_url: str, count: int) -> None:
+async def write(database_url: str, count: int) -> None:
+    """Through the order service's own store (its tables at the latest migration), in chunks
+    of one INSERT each: the values are this script's own, written out as SQL literals."""
     rows = orders(count)
-    if database_url.startswith("sqlite://"):
-        _fill_sqlite(database_url.removeprefix("sqlite://").split("?")[0], rows)
-    else:
-        connection = await asyncpg.connect(database_url.replace("postgres://", "postgresql://"))
-        try:
-            await connection.copy_records_to_table(
-                "orders", records=rows, columns=[c.strip() for c in COLUMNS.split(",")]
-            )
-        finally:
-            await connection.close()
+    store = Store({ServiceName.ORDER: database_url}, {ServiceName.ORDER: "sagashop.store.order"})
+    loop = asyncio.get_running_loop()
+    await loop.create_task(store.open(), context=store.context())
+    try:
+        await loop.create_task(_insert(store, rows), context=store.context())
+    finally:
+        await loop.create_task(store.close(), context=store.context())
     print(f"{count} orders written")
 
 
-def _fill_sqlite(path: str, rows: list[tuple[Any, ...]]) -> None:
-    import sqlite3
-
-    def text(value: Any) -> Any:
-        return value.isoformat(sep=" ") if isinstance(value, datetime) else value
-
-    with sqlite3.connect(path) as connection:
-        marks = ", ".join("?" for _ in rows[0])
-        connection.executemany(
-            f"INSERT INTO orders ({COLUMNS}) VALUES ({marks})",
-            [[text(value) for value in row] for row in rows],
+async def _insert(store: Store, rows: list[tuple[Any, ...]]) -> None:
+    connection = store.tortoise.connections.get(ServiceName.ORDER)
+    for start in range(0, len(rows), CHUNK):
+        values = ", ".join(
+            "(" + ", ".join(_literal(value) for value in row) + ")"
+            for row in rows[start : start + CHUNK]
         )
+        await connection.execute_script(f"INSERT INTO orders ({COLUMNS}) VALUES {values}")
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    text = value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
+    return "'" + text.replace("'", "''") + "'"
 
 
 async def time_reads(url: str, times: int) -> None:
@@ -131,15 +138,15 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    filling = commands.add_parser("fill")
-    filling.add_argument("--database-url", required=True)
-    filling.add_argument("--orders", type=int, default=100_000)
+    writing = commands.add_parser("write")
+    writing.add_argument("--database-url", required=True)
+    writing.add_argument("--orders", type=int, default=100_000)
     timing = commands.add_parser("time")
     timing.add_argument("--url", default="http://127.0.0.1:3000")
     timing.add_argument("--times", type=int, default=30)
     args = parser.parse_args()
-    if args.command == "fill":
-        asyncio.run(fill(args.database_url, args.orders))
+    if args.command == "write":
+        asyncio.run(write(args.database_url, args.orders))
     else:
         asyncio.run(time_reads(args.url, args.times))
 

@@ -34,7 +34,7 @@ Serve = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 """Answers a request (service, request name, arguments) with a JSON-able value."""
 
 
-class Requests:
+class RequestReply:
     """One process's requests to services elsewhere, and its answers to theirs."""
 
     def __init__(

@@ -1,6 +1,7 @@
 """What one purchase costs: SQL statements, and time from POST /orders until nothing is owed.
 
-    .venv/bin/python bench/saga_cost.py [--purchases 20] [--together 500] [--database-url …]
+    .venv/bin/python -m sagashop.bench.saga_cost [--purchases 20] [--together 500] \
+        [--database-url …]
 
 Starts the whole system in this process (embedded Redis, SQLite files in a temporary directory
 unless --database-url is given) and prints the figures. The statements are counted from
@@ -31,6 +32,8 @@ from sagashop.config import Settings
 from sagashop.embedded_redis import embedded_redis
 from sagashop.http import create_app
 
+Client = TestClient[Any, Any]
+
 SQL_VERBS = {"SELECT", "INSERT", "UPDATE", "DELETE"}
 BACKGROUND = re.compile(r'"retry_at"<=|"published"=(\?|\$\d+) AND "handled_at"<')
 """What the periodic work reads whether or not anyone buys (the order service's sweep, the
@@ -58,19 +61,19 @@ class StatementCounter(logging.Handler):
             self.verbs[words[0].upper()] += 1
 
 
-async def post(client: TestClient, path: str, body: dict[str, Any]) -> Any:
+async def post(client: Client, path: str, body: dict[str, Any]) -> Any:
     async with client.post(path, json=body) as response:
         assert response.status == 201, await response.text()
         return await response.json()
 
 
-async def new_buyer(client: TestClient, item: str) -> dict[str, Any]:
+async def new_buyer(client: Client, item: str) -> dict[str, Any]:
     """An order's body, for a user of its own."""
     user = (await post(client, "/users", {"username": "bench", "balance": 10**9}))["id"]
     return {"userId": user, "itemId": item, "quantity": 1}
 
 
-async def closed(client: TestClient, order_id: str) -> None:
+async def closed(client: Client, order_id: str) -> None:
     while True:
         async with client.get(f"/orders/{order_id}") as response:
             order = await response.json()
@@ -82,7 +85,7 @@ async def closed(client: TestClient, order_id: str) -> None:
 
 async def measure(settings: Settings, purchases: int, together: int) -> dict[str, Any]:
     app = create_app(settings)
-    async with TestServer(app) as server, TestClient(server) as client:
+    async with TestServer(app) as server, Client(server) as client:
         item = (await post(client, "/items", {"name": "bench", "price": 1, "stock": 10**6}))["id"]
         # A user per purchase: a bag holds 20 items, and a purchase that does not fit is
         # cancelled half-way, which costs less than one that completes.
