@@ -29,6 +29,13 @@ routes = web.RouteTableDef()
 
 WATCHERS = web.AppKey("watchers", Watchers)
 STATIC = Path(sagashop.monitor.__file__).parent / "static"
+PAGE = (
+    (STATIC / "index.html")
+    .read_text()
+    .replace("{services}", " ".join(ServiceName))
+    .replace("{lanes}", "".join(f"<b>{service}</b>" for service in ServiceName))
+)
+"""The page, its lanes the services in the order a purchase reaches them (`ServiceName`)."""
 LOOK_EVERY = 1.0
 HEARTBEAT = 15.0
 
@@ -55,9 +62,9 @@ async def _end_streams(app: web.Application) -> None:
 @routes.get("/")
 @documented("The saga monitor page", responses={200: Media("text/html")}, tags=["monitor"])
 @allow(ANYONE)
-async def monitor_page(_request: web.Request) -> web.FileResponse:
+async def monitor_page(_request: web.Request) -> web.Response:
     """Sagas live, one swimlane per service; start purchases and provoke failures from it."""
-    return web.FileResponse(STATIC / "index.html")
+    return web.Response(text=PAGE, content_type="text/html")
 
 
 @routes.get("/monitor/events")

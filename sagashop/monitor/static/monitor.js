@@ -4,7 +4,7 @@
 // second, so a bench run at hundreds of steps a second never grows the page.
 "use strict";
 
-const SERVICES = ["order", "user", "inventory", "item", "payment", "notification"];
+const SERVICES = document.body.dataset.services.split(" ");
 const COLORS = { forward: "#2e8b57", failure: "#c93c3c", compensation: "#d98b1c" };
 const WINDOW_MS = 30_000;
 const MAX_STEPS = 4_000;
