@@ -22,6 +22,7 @@ from sagashop.transport.signing import BusKeys
 SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
 LOG_FORMATS = ("console", "json")
 RATE_LIMIT_STORES = ("memory", "redis")
+DEFAULT_RATE_LIMIT = "50/second"
 
 
 def terminal_log_format() -> str:
@@ -51,7 +52,8 @@ class Settings:
     reclaim_idle: float = 15.0
     fault_drop: float = 0.0
     fault_duplicate: float = 0.0
-    rate_limit: str = "50/second"
+    rate_limit: str | None = None
+    """None: `rate_limit_for` decides (off where auth is off on loopback, else 50/second)."""
     rate_limit_store: str = "memory"
     body_timeout: float = 10.0
     head_timeout: float = 20.0
@@ -231,7 +233,8 @@ _SOURCES: dict[str, Source] = {
     "rate_limit": Source(
         "--rate-limit",
         "RATE_LIMIT",
-        "requests each caller may make, e.g. 50/second or 50/second;1000/minute; off: none",
+        "requests each caller may make, e.g. 50/second or 50/second;1000/minute; off: none "
+        f"(default: {DEFAULT_RATE_LIMIT} with auth on, off with auth off on loopback)",
         _rate_limit,
     ),
     "rate_limit_store": Source(
@@ -380,6 +383,15 @@ def is_loopback(host: str) -> bool:
 def auth_enabled(settings: Settings) -> bool:
     """Explicit on or off, else on for any address other machines can reach."""
     return not is_loopback(settings.host) if settings.auth is None else settings.auth
+
+
+def rate_limit_for(settings: Settings) -> str:
+    """The limit set, else the default's rule, the same as auth's: a loopback address without
+    auth is a developer's machine, where the bench, the monitor page and the original project's
+    clients all come from one address; anywhere else, 50 a second per caller."""
+    if settings.rate_limit is not None:
+        return settings.rate_limit
+    return DEFAULT_RATE_LIMIT if auth_enabled(settings) else "off"
 
 
 def auth_warning(settings: Settings) -> str | None:

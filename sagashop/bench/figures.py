@@ -84,6 +84,11 @@ class Figures:
         return [error for outcome in self.outcomes for error in outcome.errors]
 
     @property
+    def refused_with(self) -> Counter[int]:
+        """How many answers refused a request, by status (429, 503, …)."""
+        return Counter(status for outcome in self.outcomes for status in outcome.refused_with)
+
+    @property
     def latency_ms(self) -> dict[str, float | None]:
         ordered = sorted(o.seconds * 1000 for o in self.outcomes if o.seconds is not None)
         return {f"p{share}": percentile(ordered, share) for share in PERCENTILES}
@@ -113,7 +118,10 @@ class Figures:
         if statuses[LOST]:
             failed.append(f"{statuses[LOST]} order(s) lost: no final status within the deadline")
         if errors:
-            failed.append(f"{len(errors)} HTTP error(s), {statuses[REFUSED]} refused: {errors[0]}")
+            failed.append(
+                f"{len(errors)} HTTP error(s) ({_by_status(self.refused_with)}), "
+                f"{statuses[REFUSED]} order(s) refused: {errors[0]}"
+            )
         if self.plan.scenario == "flash-sale":
             failed += self._sold_out_failures()
         return failed
@@ -158,7 +166,11 @@ class Figures:
             },
             "statuses": dict(self.statuses),
             "reasons": dict(self.reasons),
-            "errors": {"count": len(self.errors), "first": self.errors[:5]},
+            "errors": {
+                "count": len(self.errors),
+                "byStatus": {str(status): n for status, n in sorted(self.refused_with.items())},
+                "first": self.errors[:5],
+            },
             "audit": {**self.audit, "seconds": round(self.audit_seconds, 3)},
             "cpuMsPerPurchase": {
                 name: None if value is None else round(value, 3)
@@ -188,7 +200,7 @@ class Figures:
             "latency p50/p95/p99": " / ".join(_ms(v) for v in self.latency_ms.values()),
             "statuses": statuses,
             "cancelled by": ", ".join(f"{n} {why}" for why, n in self.reasons.most_common()) or "-",
-            "HTTP errors": str(len(self.errors)),
+            "HTTP errors": f"{len(self.errors)} ({_by_status(self.refused_with)})",
             "audit": f"{'ok' if self.audit.get('ok') else 'FAILED'} "
             f"in {self.audit_seconds:.2f} s ({counts})",
             "server CPU per purchase": _cpu(self.cpu_ms_per_purchase()),
@@ -213,3 +225,8 @@ def _cpu(per_purchase: Mapping[str, float | None]) -> str:
 
 def _mib(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def _by_status(refused: Counter[int]) -> str:
+    """`429: 2, 503: 1`, or `none refused` (the errors were failures to connect or time-outs)."""
+    return ", ".join(f"{status}: {n}" for status, n in sorted(refused.items())) or "none refused"

@@ -52,6 +52,16 @@ class Outcome:
     """From sending the POST to reading the final status."""
     errors: tuple[str, ...] = ()
     """HTTP errors on the way (a refusal, a read that failed)."""
+    refused_with: tuple[int, ...] = ()
+    """The status of each answer that refused a request on the way (429, 503, …)."""
+
+
+class Refused(SagashopError):
+    """The server answered a request with an error status."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"answered {status}: {text[:300]}")
+        self.status = status
 
 
 async def expect(
@@ -110,7 +120,8 @@ class Buyer:
             async with self.http.post(f"{base}/orders", json=body, timeout=timeout) as response:
                 if response.status != 201:
                     text = (await response.text())[:300]
-                    return Outcome(REFUSED, errors=(f"POST /orders {response.status}: {text}",))
+                    error = f"POST /orders {response.status}: {text}"
+                    return Outcome(REFUSED, errors=(error,), refused_with=(response.status,))
                 order_id = (await response.json())["id"]
         except (aiohttp.ClientError, TimeoutError) as error:
             return Outcome(REFUSED, errors=(f"POST /orders: {error!r}",))
@@ -118,21 +129,27 @@ class Buyer:
 
     async def _until_final(self, base: str, order_id: str, started: float) -> Outcome:
         errors: list[str] = []
+        refused_with: list[int] = []
         end = started + self.deadline
         while (remaining := end - time.perf_counter()) > 0:
             wait = 0.0 if self.poll_every else min(remaining, LONGEST_WAIT)
             asked = time.perf_counter()
             try:
                 answer = await self._read(base, order_id, wait)
+            except Refused as refusal:
+                errors.append(f"GET /orders/{order_id}: {refusal}")
+                refused_with.append(refusal.status)
+                answer = None
             except (aiohttp.ClientError, TimeoutError, ValueError) as error:
                 errors.append(f"GET /orders/{order_id}: {error!r}")
                 answer = None
             if answer is not None and answer["status"] in FINAL:
                 seconds = time.perf_counter() - started
-                return Outcome(answer["status"], answer["failureReason"], seconds, tuple(errors))
+                status, reason = answer["status"], answer["failureReason"]
+                return Outcome(status, reason, seconds, tuple(errors), tuple(refused_with))
             if self.poll_every or time.perf_counter() < asked + wait:
                 await asyncio.sleep(min(self.poll_every or POLL_EVERY, remaining))
-        return Outcome(LOST, errors=tuple(errors))
+        return Outcome(LOST, errors=tuple(errors), refused_with=tuple(refused_with))
 
     async def _read(self, base: str, order_id: str, wait: float) -> dict[str, Any] | None:
         """The order's status after waiting up to `wait` for it to end; None if this server
@@ -147,7 +164,21 @@ class Buyer:
             if response.status == 404 and not self.whole_order and _no_such_endpoint(body):
                 self.whole_order = True
                 return None
-            raise ValueError(f"answered {response.status}: {str(body)[:300]}")
+            raise Refused(response.status, str(body))
+
+
+async def _audit(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+    """The audit, asked again after the server's `Retry-After` while it answers 429 (a server
+    with a rate limit counts the bench's own requests)."""
+    while True:
+        async with http.get(f"{base}/audit", timeout=aiohttp.ClientTimeout(300)) as response:
+            if response.status != 429:
+                if response.status != 200:
+                    raise BenchError(
+                        f"GET /audit answered {response.status}: {await response.text()}"
+                    )
+                return dict(await response.json())
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
 
 
 def _no_such_endpoint(body: Any) -> bool:
@@ -188,7 +219,7 @@ async def settled_audit(
     end = time.perf_counter() + within
     while True:
         started = time.perf_counter()
-        audit = await expect(http, "GET", f"{base}/audit", timeout=aiohttp.ClientTimeout(300))
+        audit = await _audit(http, base)
         seconds = time.perf_counter() - started
         if not audit["counts"]["in flight"] or time.perf_counter() > end:
             return audit, seconds

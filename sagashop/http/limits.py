@@ -10,6 +10,7 @@ caller cannot multiply its limit by the number of processes behind a balancer. A
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -23,11 +24,13 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from sagashop.config import Settings
+from sagashop.config import DEFAULT_RATE_LIMIT, Settings, rate_limit_for
 from sagashop.http.auth import AUTH
 from sagashop.http.context import NODE
 from sagashop.http.errors import TooManyRequests
 from sagashop.tokens import InvalidToken, verify
+
+log = logging.getLogger(__name__)
 
 UNLIMITED = frozenset({"/healthz", "/readyz", "/health", "/metrics"})
 """What an orchestrator or a scraper asks on a schedule of its own (the operations tagged
@@ -104,16 +107,24 @@ class Paced(Generic[T]):
 AUDIT_REPORTS = web.AppKey("audit_reports", Paced[Any])
 
 
+_WHY_DEFAULT = {
+    "off": " (auth is off on a loopback address: --rate-limit sets one)",
+    DEFAULT_RATE_LIMIT: " per caller (the default with auth on: --rate-limit to change it)",
+}
+
+
 def add_limits(app: web.Application, settings: Settings) -> None:
     """Hold callers to `settings.rate_limit` (nothing, if it is off), once the node runs, and
     run the audit once per `AUDIT_EVERY` seconds at most."""
     app[AUDIT_REPORTS] = Paced(AUDIT_EVERY)
-    if settings.rate_limit == "off":
+    limit = rate_limit_for(settings)
+    log.info("rate limit: %s%s", limit, "" if settings.rate_limit else _WHY_DEFAULT[limit])
+    if limit == "off":
         return
 
     async def limiter(app: web.Application) -> AsyncIterator[None]:
         storage = _storage(app, settings)
-        app[LIMITER] = Limiter(MovingWindowRateLimiter(storage), parse_many(settings.rate_limit))
+        app[LIMITER] = Limiter(MovingWindowRateLimiter(storage), parse_many(limit))
         yield
 
     app.cleanup_ctx.append(limiter)

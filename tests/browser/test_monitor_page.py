@@ -4,6 +4,8 @@ payment failure shows the compensation chain. Screenshots go to `test-artifacts/
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -117,3 +119,38 @@ async def test_a_declined_payment_shows_the_compensation_chain(page: Any) -> Non
     )
     shot = await page.screenshot(path=str(ARTIFACTS / "monitor-compensation.png"), full_page=True)
     assert len(shot) > 10_000
+
+
+TOO_MANY = json.dumps({"error": {"code": "too_many_requests", "message": "too many requests"}})
+
+
+async def test_told_too_many_requests_the_page_backs_off_and_the_error_goes_once_it_clears(
+    browser: Any, server: str
+) -> None:
+    """A server with a rate limit answers the counters 429 with Retry-After: the page waits that
+    long before asking again (not every 2 s), and drops the error once the counters load."""
+    context = await browser.new_context(bypass_csp=True)
+    page = await context.new_page()
+    asked: list[float] = []
+    refusing = True
+
+    async def summary(route: Any) -> None:
+        asked.append(time.monotonic())
+        if refusing:
+            headers = {"Retry-After": "3", "Content-Type": "application/json"}
+            await route.fulfill(status=429, headers=headers, body=TOO_MANY)
+        else:
+            await route.continue_()
+
+    await page.route("**/summary", summary)
+    await page.goto(server)
+    await page.wait_for_selector("#connection:has-text('error: too many requests')")
+    deadline = time.monotonic() + 10
+    while len(asked) < 2 and time.monotonic() < deadline:
+        await page.wait_for_timeout(100)
+    assert len(asked) >= 2, "the page never asked again"
+    assert asked[1] - asked[0] >= 2.9, f"asked again before Retry-After: {asked}"
+    refusing = False
+    await page.wait_for_selector("#connection[data-state='live']:has-text('live')", timeout=10_000)
+    await page.screenshot(path=str(ARTIFACTS / "monitor-after-429.png"))
+    await context.close()

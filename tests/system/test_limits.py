@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 import sagashop.audit
+from sagashop.config import Settings
 from sagashop.http.app import LINGER
 from sagashop.transport import TRANSPORTS
 from tests.support import Shop, eventually, make_settings, on_systems, started_shop
@@ -69,6 +70,18 @@ async def test_a_burst_over_the_limit_is_refused_and_another_caller_is_not(
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert other.status == 200
     assert probe.status == 200, "an orchestrator's probe is never limited"
+
+
+async def test_as_the_readme_starts_it_a_developer_loopback_without_auth_is_not_limited(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The README's `python run.py`: the bench, the monitor page and the original project's
+    clients all come from one address, as fast as they can; 429s there only get in the way."""
+    default = Settings().rate_limit
+    settings = make_settings(redis_url, tmp_path, None, rate_limit=default)
+    async with started_shop(settings) as shop:
+        statuses = [(await get_from(shop, "127.0.0.2", "/items")).status for _ in range(120)]
+    assert statuses == [200] * 120
 
 
 async def test_in_redis_the_counts_are_under_the_namespace(limited: Shop) -> None:

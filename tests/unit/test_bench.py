@@ -9,14 +9,17 @@ import random
 from collections import Counter
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sagashop import config
 from sagashop.actors.inventory import BAG_SLOTS
 from sagashop.bench import run as bench
 from sagashop.bench.cpu import CpuSample, CpuSpent, metric_sum
 from sagashop.bench.figures import Figures, Vitals, percentile, reason_summary, vitals_of
-from sagashop.bench.load import LOST, REFUSED, Outcome
+from sagashop.bench.load import LOST, REFUSED, Outcome, settled_audit
 from sagashop.bench.scenarios import (
     PURCHASES_PER_USER,
     SOLD_OUT,
@@ -150,20 +153,44 @@ def test_orders_still_in_flight_when_the_audit_gave_up_waiting_fail_the_run() ->
 def test_lost_orders_and_http_errors_fail_the_run() -> None:
     outcomes = [
         completed(),
-        Outcome(LOST, errors=("GET /orders/o: answered 503",)),
-        Outcome(REFUSED, errors=("POST /orders 503: busy",)),
+        Outcome(LOST, errors=("GET /orders/o: answered 503",), refused_with=(503,)),
+        Outcome(REFUSED, errors=("POST /orders 503: busy",), refused_with=(503,)),
     ]
-    failures = figures(make_plan("uniform", purchases=3), outcomes).failures()
+    run = figures(make_plan("uniform", purchases=3), outcomes)
+    failures = run.failures()
     assert len(failures) == 2
     assert failures[0].startswith("1 order(s) lost")
-    assert failures[1] == "2 HTTP error(s), 1 refused: GET /orders/o: answered 503"
+    assert failures[1] == (
+        "2 HTTP error(s) (503: 2), 1 order(s) refused: GET /orders/o: answered 503"
+    )
+    assert run.to_dict()["errors"]["byStatus"] == {"503": 2}
 
 
-def test_a_read_that_failed_on_the_way_is_an_http_error_even_if_the_order_ended() -> None:
-    outcomes = [Outcome("COMPLETED", None, 0.1, ("GET /orders/o: answered 500",))]
+def test_a_read_refused_on_the_way_fails_the_run_even_if_the_order_ended() -> None:
+    """A rate limit's 429s on the reads are refusals like any other, named by status."""
+    errors = ("GET /orders/o: answered 429: slow down", "GET /orders/o: timed out")
+    outcomes = [Outcome("COMPLETED", None, 0.1, errors, refused_with=(429,))]
     assert figures(make_plan("uniform", purchases=1), outcomes).failures() == [
-        "1 HTTP error(s), 0 refused: GET /orders/o: answered 500"
+        "2 HTTP error(s) (429: 1), 0 order(s) refused: GET /orders/o: answered 429: slow down"
     ]
+
+
+async def test_the_audit_is_asked_again_after_a_429_as_its_retry_after_says() -> None:
+    """A server with a rate limit counts the bench's own requests: the audit waits its turn."""
+    asked = 0
+
+    async def audit(_request: web.Request) -> web.Response:
+        nonlocal asked
+        asked += 1
+        if asked < 3:
+            return web.json_response({}, status=429, headers={"Retry-After": "0"})
+        return web.json_response({"ok": True, "counts": {"in flight": 0}})
+
+    app = web.Application()
+    app.router.add_get("/audit", audit)
+    async with TestServer(app) as server, aiohttp.ClientSession() as http:
+        report, _seconds = await settled_audit(http, str(server.make_url("")).rstrip("/"), 5)
+    assert (report["ok"], asked) == (True, 3)
 
 
 def test_a_flash_sale_must_sell_exactly_its_stock_and_cancel_the_rest_for_lack_of_it() -> None:

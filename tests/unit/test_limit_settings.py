@@ -18,8 +18,14 @@ def load(*argv: str, environ: dict[str, str] | None = None) -> config.Settings:
 
 
 def test_the_defaults_limit_a_script_and_not_a_player() -> None:
+    """Auth's rule: off on a developer's loopback without auth (the bench, the monitor page
+    and the original project's clients come from one address), 50/second anywhere else."""
+    assert config.rate_limit_for(load()) == "off"
+    assert config.rate_limit_for(load("--host", "0.0.0.0")) == "50/second"
+    assert config.rate_limit_for(load("--auth", "on")) == "50/second"
+    assert config.rate_limit_for(load("--rate-limit", "5/second")) == "5/second"
+    assert config.rate_limit_for(load("--host", "0.0.0.0", "--rate-limit", "off")) == "off"
     settings = load()
-    assert settings.rate_limit == "50/second"
     assert settings.rate_limit_store == "memory"
     assert settings.body_timeout == 10.0
     assert settings.head_timeout == 20.0

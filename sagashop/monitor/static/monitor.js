@@ -13,7 +13,10 @@ const REFRESH_MS = 2_000;
 const PLAYERS_KEY = "sagashop.players";
 
 const $ = (id) => document.getElementById(id);
-const state = { steps: [], seen: 0, missed: 0, filter: "", selected: null, clockSkew: 0 };
+const state = {
+  steps: [], seen: 0, missed: 0, filter: "", selected: null, clockSkew: 0,
+  stream: { flag: "connecting", text: "connecting…" },
+};
 
 // ---- the live feed ---------------------------------------------------------------------------
 
@@ -92,6 +95,10 @@ $("token-form").addEventListener("submit", (submit) => {
 });
 
 function setConnection(flag, text) {
+  if (!text.startsWith("error")) {
+    state.stream = { flag, text };
+    if (failing.size) return; // the error stays shown until what failed succeeds
+  }
   const shown = $("connection");
   shown.dataset.state = flag;
   shown.textContent = text;
@@ -403,21 +410,68 @@ async function sendJson(method, path, body) {
   return answer(await fetch(path, init));
 }
 
+class Refused extends Error {
+  constructor(message, status, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
 async function answer(response) {
   if (response.status === 401 || response.status === 403) askForToken(response.status);
   const body = await response.json();
-  if (!response.ok) throw new Error(body.error ? body.error.message : `HTTP ${response.status}`);
+  if (!response.ok) {
+    const message = body.error ? body.error.message : `HTTP ${response.status}`;
+    throw new Refused(message, response.status, Number(response.headers.get("Retry-After")));
+  }
   return body;
 }
 
-function report(error) {
-  if ($("token-form").hidden) setConnection("lost", `error: ${error.message}`);
+// What failed, by who asked: a refresh's error stays while that refresh fails, and goes as soon
+// as it succeeds again; another request's goes with the next success of anything. The page never
+// shows a stale error.
+const failing = new Map();
+
+function report(error, who = "action") {
+  failing.set(who, error.message);
+  showFailing();
 }
 
+function succeeded(who) {
+  failing.delete(who);
+  failing.delete("action");
+  showFailing();
+}
+
+function showFailing() {
+  if (!$("token-form").hidden) return;
+  if (failing.size) setConnection("lost", `error: ${[...failing.values()].at(-1)}`);
+  else if ($("connection").textContent.startsWith("error")) {
+    setConnection(state.stream.flag, state.stream.text);
+  }
+}
+
+// Each refresh waits for the one before; told "too many requests" (429), it waits as long as
+// the server's Retry-After says (or backs off, doubling up to a minute) before asking again.
 function every(milliseconds, work) {
-  const run = () => { if (!document.hidden) work().catch(report); };
+  let wait = milliseconds;
+  const run = async () => {
+    try {
+      if (!document.hidden) {
+        await work();
+        succeeded(work);
+      }
+      wait = milliseconds;
+    } catch (error) {
+      report(error, work);
+      if (error instanceof Refused && error.status === 429) {
+        wait = error.retryAfter > 0 ? error.retryAfter * 1000 : Math.min(wait * 2, 60_000);
+      }
+    }
+    setTimeout(run, wait);
+  };
   run();
-  setInterval(run, milliseconds);
 }
 
 function animate() {
