@@ -74,9 +74,15 @@ class Report:
         }
 
     def lines(self) -> list[str]:
-        summary = ", ".join(f"{n} {what}" for what, n in self.counts.items())
-        verdict = "audit ok" if self.ok else f"audit found {len(self.violations)} violation(s)"
-        return [f"{verdict} ({summary})", *(f"  {violation}" for violation in self.violations)]
+        return lines_of(self.to_dict())
+
+
+def lines_of(report: Mapping[str, Any]) -> list[str]:
+    """A report as the command line prints it, from here or from a front door's `/audit`."""
+    violations, counts = report["violations"], report["counts"]
+    summary = ", ".join(f"{n} {what}" for what, n in counts.items())
+    verdict = "audit ok" if report["ok"] else f"audit found {len(violations)} violation(s)"
+    return [f"{verdict} ({summary})", *(f"  {violation}" for violation in violations)]
 
 
 async def gather(ask: Ask) -> Facts:

@@ -1,10 +1,11 @@
-"""The command line: serve (the default), audit, chaos, bench. `run.py` and `python -m sagashop`
+"""The command line: serve (the default) and the commands below. `run.py` and `python -m sagashop`
 call `main`.
 
     python run.py                        everything in one process, on http://127.0.0.1:3000
     python run.py --services order,user  a subset; run the rest elsewhere on the same Redis
     python run.py --processes auto       the services dealt over one process per core, one port
-    python run.py audit                  check the books of a running system; exit 1 if off
+    python run.py audit [--url URL]      check the books of a running system; exit 1 if off
+    python run.py dead-letters list|replay ID|replay --all [--service S] [--url URL]
     python run.py chaos                  purchases under faults, ending with the audit
     python run.py bench                  purchases through the front door, then the figures
     python run.py token --user ID        a bearer token for a player (--operator: an operator's)
@@ -21,16 +22,19 @@ import faulthandler
 import logging
 import signal
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from importlib.metadata import version
+from typing import Any
 
 from aiohttp import web
 
 import sagashop.audit as audit
 import sagashop.config as config
+import sagashop.remote as remote
 import sagashop.tokens as tokens
-from sagashop.actors import SERVICES
+from sagashop.actors import SERVICE_NAMES, SERVICES
 from sagashop.bench import run as bench
 from sagashop.bootstrap import running_node, store_for
 from sagashop.chaos import run as chaos
@@ -72,20 +76,81 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def check_books(settings: config.Settings, _args: argparse.Namespace) -> int:
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        help="ask this front door (e.g. http://127.0.0.1:3000) from anywhere, instead of the "
+        f"system's Redis; with auth on, an operator's token in {remote.TOKEN_VARIABLE}",
+    )
+
+
+def check_books(settings: config.Settings, args: argparse.Namespace) -> int:
     """Exit 0 if the audit finds nothing, 1 if it finds violations, 2 if it cannot run."""
 
-    async def run() -> audit.Report:
+    async def run() -> dict[str, Any]:
+        if args.url:
+            return dict(await remote.FrontDoor(args.url).call("GET", "/audit"))
         async with running_node(replace(settings, services=())) as node:
-            return audit.check(await audit.gather(node.ask))
+            return audit.check(await audit.gather(node.ask)).to_dict()
 
     try:
         report = asyncio.run(run())
     except Unavailable as error:
         print(f"cannot audit: {error.message}", file=sys.stderr)
         return 2
-    print("\n".join(report.lines()))
-    return 0 if report.ok else 1
+    except remote.RemoteError as error:
+        print(f"cannot audit: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(audit.lines_of(report)))
+    return 0 if report["ok"] else 1
+
+
+def add_dead_letter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["list", "replay"])
+    parser.add_argument("letter", nargs="?", help="replay: the letter's id, e.g. item-3")
+    parser.add_argument("--all", action="store_true", help="replay: every letter not replayed yet")
+    parser.add_argument("--service", choices=SERVICE_NAMES, help="only this service's letters")
+    parser.add_argument(
+        "--url",
+        default="http://127.0.0.1:3000",
+        help=f"the front door (http://127.0.0.1:3000); an operator's token in "
+        f"{remote.TOKEN_VARIABLE} when its auth is on",
+    )
+
+
+def dead_letters(_settings: config.Settings, args: argparse.Namespace) -> int:
+    """List the dead letters, or replay one or all not yet replayed; exit 2, saying why, if the
+    front door cannot be asked or refuses."""
+    if args.action == "replay" and bool(args.letter) == args.all:
+        print("replay: name one letter, or say --all", file=sys.stderr)
+        return 2
+    door = remote.FrontDoor(args.url)
+    try:
+        asyncio.run(_act_on_letters(door, args))
+    except remote.RemoteError as error:
+        print(f"dead-letters: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _act_on_letters(door: remote.FrontDoor, args: argparse.Namespace) -> None:
+    if args.action == "replay" and args.letter:
+        await _replay(door, args.letter)
+        return
+    found = 0
+    async for letter in door.dead_letters(args.service):
+        if args.action == "list":
+            print(remote.letter_line(letter))
+            found += 1
+        elif not letter["replayedAt"]:
+            await _replay(door, letter["id"])
+            found += 1
+    print(f"{found} dead letter(s) {'listed' if args.action == 'list' else 'replayed'}")
+
+
+async def _replay(door: remote.FrontDoor, letter_id: str) -> None:
+    replayed = await door.call("POST", f"/dead-letters/{letter_id}/replay")
+    print(f"replayed {replayed['replayed']} (order {replayed['orderId']})")
 
 
 def add_token_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,16 +238,33 @@ class Command:
     """Its own defaults for general settings: below flags and environment, above the rest."""
     needs_redis: bool = True
     """False for a command that brings its own Redis (the chaos run restarts it)."""
+    settings: Collection[str] | None = None
+    """The general settings it takes as flags; None: all of them, for a command that runs a
+    system or starts one (serve, chaos, bench). The environment still gives every setting."""
 
 
+LOGS = ("log_level", "log_format")
+BUS = ("redis_url", "namespace", "bus", "data_dir", *LOGS)
 COMMANDS = {
     "serve": Command(serve),
-    "audit": Command(check_books),
+    "audit": Command(check_books, add_audit_arguments, settings=BUS),
     "chaos": Command(chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False),
     "bench": Command(bench.command, bench.add_arguments, bench.DEFAULTS, needs_redis=False),
-    "token": Command(print_token, add_token_arguments, needs_redis=False),
-    "migrate": Command(migrate, add_migrate_arguments, needs_redis=False),
-    "makemigrations": Command(make_migrations, add_makemigrations_arguments, needs_redis=False),
+    "token": Command(
+        print_token, add_token_arguments, needs_redis=False, settings=("token_ttl", *LOGS)
+    ),
+    "migrate": Command(
+        migrate,
+        add_migrate_arguments,
+        needs_redis=False,
+        settings=("database_url", "data_dir", "services", *LOGS),
+    ),
+    "makemigrations": Command(
+        make_migrations, add_makemigrations_arguments, needs_redis=False, settings=LOGS
+    ),
+    "dead-letters": Command(
+        dead_letters, add_dead_letter_arguments, needs_redis=False, settings=LOGS
+    ),
 }
 
 
@@ -196,12 +278,20 @@ def run_as_program() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    name = argv[0] if argv and argv[0] in COMMANDS else "serve"
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        print(
+            f"run.py: unknown command {argv[0]!r} (commands: {', '.join(COMMANDS)}; run.py --help)",
+            file=sys.stderr,
+        )
+        return 2
+    name = argv[0] if argv else "serve"
+    name = name if name in COMMANDS else "serve"
     command = COMMANDS[name]
     parser = argparse.ArgumentParser(
         prog=f"run.py {name}", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    config.add_arguments(parser)
+    parser.add_argument("--version", action="version", version=f"sagashop {version('sagashop')}")
+    config.add_arguments(parser, command.settings)
     command.add_arguments(parser)
     args = parser.parse_args(argv[1:] if name in argv[:1] else argv)
     try:

@@ -7,7 +7,7 @@ import argparse
 import ipaddress
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -316,8 +316,11 @@ _ENVIRONMENT_ONLY = frozenset({"bus_keys", "redis_url", "database_url", "auth_ke
 any user of the machine can read)."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, only: Collection[str] | None = None) -> None:
+    """A flag for each setting (of those named in `only`, if given)."""
     for name, source in _SOURCES.items():
+        if only is not None and name not in only:
+            continue
         parser.add_argument(
             source.flag, dest=name, default=None, help=f"{source.help} [{source.env}]"
         )
@@ -341,13 +344,14 @@ def load(
     return _with_service_urls(settings, environ)
 
 
-def to_flags(settings: Settings) -> list[str]:
+def to_flags(settings: Settings, only: Collection[str] | None = None) -> list[str]:
     """The command line that gives another process these settings (per-service database URLs
-    travel in the environment: see `service_environment`)."""
+    travel in the environment: see `service_environment`); only those named in `only`, for a
+    command that takes only those."""
     flags: list[str] = []
     for name, source in _SOURCES.items():
         value = getattr(settings, name)
-        if name in _ENVIRONMENT_ONLY:
+        if name in _ENVIRONMENT_ONLY or (only is not None and name not in only):
             continue
         if name == "services":
             value = ",".join(value) or "none"

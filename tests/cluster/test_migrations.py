@@ -16,6 +16,7 @@ import pytest
 
 from sagashop.actors import SERVICE_NAMES
 from sagashop.chaos.processes import Child
+from sagashop.cli import COMMANDS
 from sagashop.config import Settings, child_environment, to_flags
 from sagashop.store.schema import migrations_of
 from tests.stores import written_before_migrations
@@ -71,7 +72,7 @@ async def test_told_not_to_migrate_a_process_refuses_a_database_behind_until_mig
             "-m",
             "sagashop",
             "migrate",
-            *to_flags(settings),
+            *to_flags(settings, COMMANDS["migrate"].settings),
             env=child_environment(settings, os.environ),
         )
         assert await migrating.wait() == 0

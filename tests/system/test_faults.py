@@ -4,7 +4,9 @@ what came before is undone. Once the bug is fixed, the dead letter can be replay
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
@@ -177,3 +179,60 @@ async def test_an_unknown_dead_letter_is_a_404(buggy_shop: Shop, bad: str) -> No
 async def test_replaying_a_dead_letter_that_does_not_exist_is_a_404(buggy_shop: Shop) -> None:
     status, body = await buggy_shop.call("POST", "/dead-letters/item-999999/replay")
     assert (status, body["error"]["code"]) == (404, "not_found")
+
+
+async def run_command(*argv: str, cwd: Path) -> tuple[int, str]:
+    """`run.py` in a process of its own, in a directory where nothing of the system's is."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sagashop",
+        *argv,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    printed, _ = await child.communicate()
+    return await child.wait(), printed.decode()
+
+
+async def test_the_command_line_lists_the_dead_letters_and_replays_them_all(
+    buggy_shop: Shop, tmp_path: Path
+) -> None:
+    shop = buggy_shop
+    user, fragile = await shop.new_user(balance=50_000), await shop.new_item(stock=10)
+    BROKEN_FILL.add(fragile)
+    orders = [(await shop.buy(user, fragile, quantity=1))["id"] for _ in range(2)]
+    letters = [
+        letter
+        for order_id in orders
+        for letter in await eventually(lambda order_id=order_id: dead_letters_of(shop, order_id))
+    ]
+    door = ["--url", str(shop.client.make_url("/"))]  # type: ignore[attr-defined]
+
+    code, listed = await run_command(
+        "dead-letters", "list", "--service", "inventory", *door, cwd=tmp_path
+    )
+    assert code == 0, listed
+    assert all(
+        f"{letter['id']}  inventory fill  order {letter['orderId']}" in listed for letter in letters
+    )
+
+    BROKEN_FILL.discard(fragile)
+    code, replayed = await run_command("dead-letters", "replay", "--all", *door, cwd=tmp_path)
+    assert code == 0, replayed
+    assert all(f"replayed {letter['id']} " in replayed for letter in letters)
+    for order_id in orders:
+        assert states(await shop.settle(order_id))["inventory"] == "confirmed"
+    assert await shop.bag(user) == {fragile: 2}
+
+    code, listed = await run_command("dead-letters", "list", *door, cwd=tmp_path)
+    assert code == 0, listed
+    assert all(f"{letter['id']} " in listed for letter in letters)
+    assert listed.count(", replayed ") >= len(letters), "each is listed as replayed since"
+
+    code, refused = await run_command(
+        "dead-letters", "replay", "inventory-999999", *door, cwd=tmp_path
+    )
+    assert code == 2
+    assert "answered 404" in refused
