@@ -20,36 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from sagashop import cli, config
 from sagashop.actors import SERVICE_NAMES
+from tests.compose import (
+    DOCKERFILE,
+    MissingVariable,
+    compose,
+    example_names,
+    image_environment,
+    instruction,
+    made_up_secrets,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILE = ROOT / "Dockerfile"
 BACKING = {"redis", "postgres"}
-
-
-def instructions() -> list[tuple[str, str]]:
-    """The Dockerfile's instructions, continuation lines joined, comments left out."""
-    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines()]
-    pairs = [line.split(maxsplit=1) for line in lines if line and not line.startswith("#")]
-    return [(word.upper(), rest) for word, rest in pairs]
-
-
-def instruction(name: str) -> list[str]:
-    return [rest for word, rest in instructions() if word == name]
-
-
-def image_environment() -> dict[str, str]:
-    pairs = [pair for rest in instruction("ENV") for pair in rest.split()]
-    return dict(pair.split("=", 1) for pair in pairs)
-
-
-def compose() -> dict[str, Any]:
-    parsed: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    return parsed
 
 
 def shop_containers() -> dict[str, dict[str, Any]]:
@@ -167,7 +152,8 @@ def test_every_container_shares_one_redis_one_database_and_one_bus() -> None:
     shared = {(s.redis_url, s.database_url, s.bus, s.namespace, s.host) for s in settings}
     assert len(shared) == 1, shared
     ((redis_url, database_url, _bus, _namespace, host),) = shared
-    assert str(redis_url).startswith("redis://redis:")  # not an embedded Redis each
+    assert str(redis_url).startswith("redis://:")  # with the password, not an embedded Redis
+    assert "@redis:6379/" in str(redis_url)
     assert str(database_url).startswith("postgres://")  # not SQLite files each
     assert "@postgres:" in str(database_url)
     assert host == "0.0.0.0"
@@ -190,3 +176,27 @@ def test_containers_start_once_what_they_need_is_healthy() -> None:
         assert all("healthcheck" in services[dep] for dep in needs), name
         if not settings_of(container).services:  # the front door waits for every group
             assert set(needs) >= groups
+
+
+def test_every_secret_comes_from_the_env_file_and_none_is_written_in_compose() -> None:
+    """`docker compose up` stops, naming it, while a secret of `.env.example` is unset; and the
+    compose file holds no secret of its own (each is a `${…}`)."""
+    secrets = made_up_secrets()
+    assert set(secrets) >= {"BUS_KEYS", "AUTH_KEYS", "REDIS_PASSWORD", "POSTGRES_PASSWORD"}
+    for name in example_names():
+        with pytest.raises(MissingVariable, match=name):
+            compose({k: v for k, v in secrets.items() if k != name})
+    text = (ROOT / "compose.yaml").read_text()
+    written = re.findall(r"^\s+([A-Z_]*(?:PASSWORD|KEYS|AUTH)[A-Z_]*):\s*(?!\$\{)\S", text, re.M)
+    assert written == [], "a secret written in the file"
+    for settings in map(settings_of, shop_containers().values()):
+        assert settings.bus_keys is not None
+        assert settings.auth_keys
+
+
+def test_every_container_restarts_and_has_resource_limits() -> None:
+    for name, service in compose()["services"].items():
+        assert service["restart"] == "unless-stopped", name
+        limits = service["deploy"]["resources"]["limits"]
+        assert limits["cpus"], name
+        assert limits["memory"], name

@@ -1,0 +1,214 @@
+"""compose.yaml, run as Docker Compose would run it, without Docker (which cannot run here): each
+container's exact command and environment (the compose file's over the image's `ENV`, its
+`${…}` filled from made-up secrets of `.env.example`'s names) as a local process. Only what a
+container has of its own is mapped: its hostname (`redis`, `postgres`) to 127.0.0.1 and its
+port to a free one, its data directory to a temporary one, and the `postgres` container to a
+fresh database of the machine's PostgreSQL under the compose file's user. Then a purchase
+through the front door, as a player with the token an operator's setup gave, and the audit:
+a setting missing from the file (an unsigned bus, a Redis without its password, no auth keys)
+fails it here, as it would crash-loop the containers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+
+from sagashop.chaos.processes import free_port
+from sagashop.embedded_redis import redis_server_binary
+from tests.compose import ROOT, compose, image_environment, made_up_secrets
+from tests.support import POSTGRES_URL, database, eventually
+
+START_WITHIN = 90.0
+STOP_WITHIN = 15.0
+
+
+@dataclass
+class Container:
+    """One container of the compose file, as a local process."""
+
+    name: str
+    argv: list[str]
+    environment: dict[str, str]
+    log: Path
+    health: list[str] | None = None
+    process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv, env=self.environment, cwd=ROOT, stdout=out, stderr=out
+            )
+        if self.health is not None:
+            await eventually(self._healthy, within=START_WITHIN)
+
+    async def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.returncode is not None:
+            raise AssertionError(f"{self.name} exited: {self.log.read_text()[-3000:]}")
+        assert self.health is not None
+        check = await asyncio.create_subprocess_exec(
+            *self.health,
+            env=self.environment,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        return await check.wait() == 0
+
+    async def stop(self) -> int | None:
+        """SIGTERM, as `docker compose down` sends it, and the exit code."""
+        if self.process is None or self.process.returncode is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), STOP_WITHIN)
+
+
+@asynccontextmanager
+async def compose_database(user: str, password: str) -> AsyncIterator[str]:
+    """A fresh database of the machine's PostgreSQL, owned by the compose file's user."""
+    async with database("postgres") as url:
+        assert url is not None
+        admin = await asyncpg.connect(POSTGRES_URL)
+        try:
+            exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
+            if not exists:
+                await admin.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+            await admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" OWNER TO {user}')
+        finally:
+            await admin.close()
+        yield url.rsplit("/", 1)[1]
+
+
+def redis_container(spec: dict[str, Any], port: int, data: Path) -> Container:
+    """The `redis` container's command, with its port and data directory here."""
+    command = spec["command"]
+    assert command[0] == "redis-server"
+    argv = [redis_server_binary(), *command[1:], "--port", str(port), "--dir", str(data)]
+    return Container("redis", argv, {"PATH": os.environ["PATH"]}, data / "redis.log")
+
+
+def shop_container(name: str, spec: dict[str, Any], hosts: dict[str, str], data: Path) -> Container:
+    """A container built from this repository: `python run.py` with its command, in its
+    environment (the compose file's over the image's), its hostnames and port mapped."""
+    environment = {**image_environment(), **spec["environment"]}
+    for key, value in environment.items():
+        for host, here in hosts.items():
+            value = value.replace(host, here)
+        environment[key] = value
+    environment |= {"PORT": str(free_port()), "DATA_DIR": str(data / name)}
+    environment |= {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
+    test = spec["healthcheck"]["test"]
+    health = [sys.executable, *test[2:]] if test[:2] == ["CMD", "python"] else None
+    argv = [sys.executable, "run.py", *spec["command"]]
+    return Container(name, argv, environment, data / f"{name}.log", health)
+
+
+def starting_order(services: dict[str, Any]) -> list[str]:
+    """The containers built here, each after those it depends on."""
+    ours = [name for name, spec in services.items() if spec.get("build") == "."]
+    ordered: list[str] = []
+    while len(ordered) < len(ours):
+        ordered += [
+            name
+            for name in ours
+            if name not in ordered
+            and all(dep in ordered or dep not in ours for dep in services[name]["depends_on"])
+        ]
+    return ordered
+
+
+async def token_for_operator(door: Container) -> str:
+    """`run.py token --operator`, as an operator runs it with the compose file's keys."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "run.py",
+        "token",
+        "--operator",
+        env=door.environment,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await child.communicate()
+    assert await child.wait() == 0
+    return out.decode().strip()
+
+
+async def buy_and_audit(url: str, operator: str) -> dict[str, Any]:
+    """An operator's setup, a player's purchase with the token it gave, and the audit once
+    nothing is in flight."""
+    as_operator = {"Authorization": f"Bearer {operator}"}
+    async with aiohttp.ClientSession(base_url=url) as http:
+        async with http.post("/setup-test-data", headers=as_operator) as answer:
+            assert answer.status == 200, await answer.text()
+            data = (await answer.json())["data"]
+        as_player = {"Authorization": f"Bearer {data['token']}"}
+        body = {"userId": data["user"]["id"], "itemId": data["items"][0]["id"], "quantity": 1}
+        async with http.post("/orders", json=body, headers=as_player) as answer:
+            assert answer.status == 201, await answer.text()
+            order_id = (await answer.json())["id"]
+        async with http.get(f"/orders/{order_id}/status?wait=30", headers=as_player) as answer:
+            assert (await answer.json())["status"] == "COMPLETED"
+
+        async def audit() -> dict[str, Any]:
+            async with http.get("/audit", headers=as_operator) as answer:
+                assert answer.status == 200, await answer.text()
+                report: dict[str, Any] = await answer.json()
+                return report
+
+        return await eventually(audit, lambda report: report["counts"]["in flight"] == 0)
+
+
+async def test_the_compose_file_starts_a_system_that_sells_and_audits_clean(
+    tmp_path: Path,
+) -> None:
+    secrets = made_up_secrets()
+    services = compose(secrets)["services"]
+    redis_port = free_port()
+    async with (
+        compose_database("sagashop", secrets["POSTGRES_PASSWORD"]) as database_name,
+        AsyncExitStack() as running,
+    ):
+        hosts = {
+            "@redis:6379/": f"@127.0.0.1:{redis_port}/",
+            "@postgres:5432/sagashop": f"@127.0.0.1:5432/{database_name}",
+        }
+        containers = [redis_container(services["redis"], redis_port, tmp_path)]
+        containers += [
+            shop_container(name, services[name], hosts, tmp_path)
+            for name in starting_order(services)
+        ]
+        for container in containers:
+            running.push_async_callback(container.stop)
+        await containers[0].start()
+        await eventually(lambda: _redis_answers(redis_port, secrets["REDIS_PASSWORD"]))
+        for container in containers[1:]:
+            await container.start()
+
+        door = next(c for c in containers if c.name == "front-door")
+        url = f"http://127.0.0.1:{door.environment['PORT']}"
+        report = await buy_and_audit(url, await token_for_operator(door))
+        assert report["ok"], report["violations"]
+        assert report["counts"]["orders"] == 1
+
+        stopped = [await container.stop() for container in reversed(containers)]
+        assert stopped[:-1] == [0] * (len(containers) - 1), "each app container stops cleanly"
+
+
+async def _redis_answers(port: int, password: str) -> bool:
+    client = Redis(host="127.0.0.1", port=port, password=password)
+    try:
+        return bool(await client.ping())
+    except OSError:
+        return False
+    finally:
+        await client.aclose()
