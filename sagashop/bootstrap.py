@@ -98,6 +98,7 @@ class Node:
         self.rpc = RequestReply(redis, channels, self.id, DeliveryClaims(redis), self.signer)
         self.relay = Relay(self._publish, self)
         self.feed = StepFeed(redis, channels.monitor(), self.id)
+        self._step_lines = [StepLines()] if settings.log_steps else []
         self.store = store_for(settings, [self.catalogue[name] for name in settings.services])
         self.payments = PaymentMock(
             settings.payment_failure_rate, settings.payment_seed, settings.test_controls
@@ -151,7 +152,7 @@ class Node:
         name = declared.name
         watch = StepWatch()
         observers = Observers(
-            [self.relay, watch, self.feed, StepLines()], self.metrics.observer_failed
+            [self.relay, watch, self.feed, *self._step_lines], self.metrics.observer_failed
         )
         step_log = StepLog(
             name,

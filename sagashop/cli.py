@@ -61,7 +61,7 @@ def serve(settings: config.Settings, _args: argparse.Namespace) -> int:
         port=settings.port,
         reuse_port=settings.reuse_port or None,
         print=lambda text: log.info("%s", " ".join(text.replace("=", "").split())),
-        access_log=log if settings.log_level == "DEBUG" else None,
+        access_log=None,  # sagashop.http.requestlog writes one line per request
     )
     return 0
 

@@ -44,6 +44,7 @@ class Settings:
     payment_seed: int | None = None
     log_level: str = "INFO"
     log_steps: bool = False
+    log_sql: bool = False
     log_format: str = field(default_factory=terminal_log_format)
     bus: str = "pubsub"
     saga_deadline: float = 30.0
@@ -189,8 +190,15 @@ _SOURCES: dict[str, Source] = {
     "log_steps": Source(
         "--log-steps",
         "LOG_STEPS",
-        "on: one line per saga step (off by default: it costs time at speed, and each order's "
-        "timeline keeps the same facts)",
+        "on: one line per saga step, at INFO (off by default: it costs time at speed, and "
+        "each order's timeline keeps the same facts)",
+        _switch,
+    ),
+    "log_sql": Source(
+        "--log-sql",
+        "LOG_SQL",
+        "on: every SQL statement, at DEBUG (the database drivers' own lines); off by default, "
+        "even at --log-level DEBUG",
         _switch,
     ),
     "log_format": Source(

@@ -8,6 +8,7 @@ user, item, quantity, amount), so no service ever reads another service's state 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +118,9 @@ class Event:
     causation_id: str | None = None
     occurred_at: str = field(default_factory=utc_now)
     version: int = SCHEMA_VERSION
+    request_id: str | None = None
+    """The HTTP request that started the purchase (`X-Request-Id`), carried by every event of
+    its saga, so that each step's log line names it. Optional: events of before have none."""
 
     def follow(self, name: EventName, reason: str | None = None) -> Event:
         """The event this one causes: the same purchase, a new identity, the reason carried on.
@@ -133,6 +137,7 @@ class Event:
             self.event_id,
             utc_now(),
             self.version,
+            self.request_id,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,6 +154,7 @@ class Event:
             "causation_id": self.causation_id,
             "occurred_at": self.occurred_at,
             "version": self.version,
+            "request_id": self.request_id,
         }
 
     @classmethod
@@ -171,6 +177,7 @@ class Event:
                 causation_id=_optional_uuid(data, "causation_id"),
                 occurred_at=_moment(data, "occurred_at"),
                 version=_integer(data, "version"),
+                request_id=_optional_request_id(data),
             )
         except KeyError as missing:
             raise MalformedEvent(f"event field {missing} is missing") from None
@@ -211,6 +218,20 @@ def _uuid(data: dict[str, Any], key: str) -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise ValueError(f"event field {key!r} must be a UUID") from None
+
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+"""What a request id may be: what a proxy or a client sends as `X-Request-Id` (a UUID, a hex
+string, a trace id), nothing that could break a log line."""
+
+
+def _optional_request_id(data: dict[str, Any]) -> str | None:
+    value = data.get("request_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
+        raise ValueError("event field 'request_id' must be 1 to 128 of A-Z a-z 0-9 . _ : -")
+    return value
 
 
 def _optional_uuid(data: dict[str, Any], key: str) -> str | None:

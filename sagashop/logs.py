@@ -10,7 +10,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from sagashop.actors import SERVICE_NAMES
 from sagashop.config import Settings
 from sagashop.credentials import redact
 
@@ -80,12 +79,16 @@ def _indented(text: str) -> str:
     return "\n".join("  " + escape_controls(line) for line in lines)
 
 
+SQL_LOGGERS = ("tortoise", "aiosqlite", "asyncpg", "sagashop.store.batch")
+"""The statements the drivers and the batches run, a line each at DEBUG: hundreds a second."""
+
+
 def configure_logging(settings: Settings) -> None:
-    """Log to stderr in the chosen format; `--log-steps on` opens the services' step lines."""
+    """Log to stderr in the chosen format; the SQL statements only with `--log-sql on`."""
     handler = logging.StreamHandler(sys.stderr)
     json_lines = settings.log_format == "json"
     handler.setFormatter(JsonFormatter() if json_lines else ConsoleFormatter())
     logging.basicConfig(level=settings.log_level, handlers=[handler])
-    if settings.log_steps:
-        for service in SERVICE_NAMES:
-            logging.getLogger(f"sagashop.{service}").setLevel(logging.DEBUG)
+    sql_level = logging.DEBUG if settings.log_sql else logging.INFO
+    for name in SQL_LOGGERS:
+        logging.getLogger(name).setLevel(max(sql_level, logging.getLogger().level))

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypedDict
 from tortoise.expressions import RawSQL
 
 from sagashop.errors import Conflict, NotFound
-from sagashop.events import Event, EventName, refused_by
+from sagashop.events import REQUEST_ID, Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog, step
@@ -173,8 +173,14 @@ def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Ope
         item_id=order["item_id"],
         quantity=order["quantity"],
         amount=price * order["quantity"],
+        request_id=_request_id(order.get("request_id")),
     )
     return _Opening(created, price, deadlines)
+
+
+def _request_id(given: Any) -> str | None:
+    """The id of the HTTP request that placed the order, when it is one an event may carry."""
+    return given if isinstance(given, str) and REQUEST_ID.fullmatch(given) else None
 
 
 def _opened(opening: _Opening, sagas: Sagas) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sagashop.http.limits import add_limits, rate_limited
 from sagashop.http.metrics import routes as metrics_routes
 from sagashop.http.monitor import add_monitor
 from sagashop.http.openapi import add_docs
+from sagashop.http.requestlog import add_request_log
 from sagashop.http.views import routes
 from sagashop.saga import Service
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> w
             yield
 
     app.cleanup_ctx.append(node_lifecycle)
+    add_request_log(app)
     add_auth(app, settings)  # after the rate limit: a flood of bad tokens is limited too
     add_limits(app, settings)  # after the node: the limit's counts may live in its Redis
     add_security_headers(app)

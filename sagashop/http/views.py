@@ -47,6 +47,7 @@ from sagashop.http.pages import (
     page_asked,
     with_cursor,
 )
+from sagashop.http.requestlog import request_id_of
 from sagashop.names import Request, ServiceName
 from sagashop.vitals import memory
 
@@ -179,6 +180,7 @@ async def place_order(request: web.Request) -> web.Response:
         user_id=str(body.userId),
         item_id=str(body.itemId),
         quantity=body.quantity,
+        request_id=request_id_of(request),
     )
     return web.json_response(order, status=201)
 

@@ -151,6 +151,7 @@ class StepLog:
                 record_id=None,
                 fresh=False,
                 failed=True,
+                request_id=event.request_id,
             )
             self.observers.committed(Committed(self, (seen,)))
             return None
@@ -236,6 +237,7 @@ class StepLog:
             outcome=outcome,
             record_id=recorded.id,
             fresh=False,
+            request_id=outcome.request_id,
         )
         self.observers.committed(Committed(self, (seen,)))
         return outcome
@@ -314,6 +316,7 @@ def _seen(claims: Sequence[_Claim], taken: _Taken) -> list[StepSeen]:
                 record_id,
                 fresh,
                 fresh and claim.gave_up is not None,
+                claim.event.request_id,
             )
         )
     return seen

@@ -1,5 +1,7 @@
-"""With `--log-steps on`, every saga step a service takes is one log line, and in the JSON format
-that line carries the step's facts as fields: order_id, event_id, service, step, outcome."""
+"""With `--log-steps on`, every saga step a service takes is one log line at INFO, and in the JSON
+format that line carries the step's facts as fields: order_id, event_id, service, step,
+outcome, and the id of the HTTP request that started the purchase. Every request is one line
+at INFO with its method, route, status, duration and id, the id given back on the answer."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from sagashop.saga.declare import StepAction
 from sagashop.store.book import Book
 from tests.support import Shop, eventually, make_settings, started_shop
 
-FIELDS = ("order_id", "event_id", "service", "step", "outcome")
+FIELDS = ("order_id", "event_id", "service", "step", "outcome", "request_id")
 CURSED: set[str] = set()
 """Items the item service's reserve step crashes on, so that it is given up on."""
 
@@ -49,16 +51,15 @@ async def shop(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Asyn
     """The system on SQLite and Pub/Sub: the line is written where every step is taken, whatever
     the database or the bus."""
     catalogue = [crashing_on_cursed(s) if s.name == "item" else s for s in SERVICES]
-    settings = make_settings(redis_url, tmp_path_factory.mktemp("data"), None)
+    settings = make_settings(redis_url, tmp_path_factory.mktemp("data"), None, log_steps=True)
     async with started_shop(settings, catalogue) as started:
         yield started
 
 
 @pytest.fixture
 def step_lines(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
-    """The JSON lines the services log, with their step lines on as `--log-steps on` has them."""
-    for service in SERVICE_NAMES:
-        caplog.set_level(logging.DEBUG, logger=f"sagashop.{service}")  # undone after the test
+    """The JSON lines sagashop logs at INFO, as `--log-level INFO` has them."""
+    caplog.set_level(logging.INFO, logger="sagashop")  # undone after the test
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())
@@ -94,7 +95,7 @@ async def test_each_step_taken_is_one_json_line_with_its_facts(
 
     assert ("user", "reserve", "balance.reserved") in taken
     for entry in entries:
-        assert entry["level"] == "DEBUG"
+        assert entry["level"] == "INFO"
         assert entry["logger"] == f"sagashop.{entry['service']}"
         assert set(FIELDS) <= set(entry)
         handled_a_command = (entry["service"], entry["step"]) == ("order", "create")
@@ -114,3 +115,58 @@ async def test_a_step_given_up_on_logs_that_it_failed(shop: Shop, step_lines: io
 
     (entry,) = await eventually(item_lines, bool, within=10)
     assert (entry["step"], entry["outcome"]) == ("reserve", "failed")
+
+
+def http_lines(lines: io.StringIO) -> list[dict[str, Any]]:
+    entries = [json.loads(line) for line in lines.getvalue().splitlines()]
+    return [e for e in entries if e["logger"] == "sagashop.http"]
+
+
+async def test_a_request_id_sent_names_the_request_and_every_step_of_its_purchase(
+    shop: Shop, step_lines: io.StringIO
+) -> None:
+    user, item = await shop.new_user(), await shop.new_item()
+    body = {"userId": user, "itemId": item, "quantity": 1}
+    async with shop.client.post("/orders", json=body, headers={"X-Request-Id": "rq-42"}) as sent:
+        assert sent.status == 201
+        assert sent.headers["X-Request-Id"] == "rq-42"
+        order_id = (await sent.json())["id"]
+    timeline = (await shop.settle(order_id))["steps"]
+
+    async def logged() -> list[dict[str, Any]]:
+        return steps_logged(step_lines, order_id)
+
+    entries = await eventually(logged, lambda found: len(found) >= len(timeline), within=10)
+    assert {e["service"] for e in entries} == set(SERVICE_NAMES)
+    assert {e["request_id"] for e in entries} == {"rq-42"}
+    (line,) = [e for e in http_lines(step_lines) if e["request_id"] == "rq-42"]
+    assert (line["level"], line["method"], line["route"], line["status"]) == (
+        "INFO",
+        "POST",
+        "/orders",
+        201,
+    )
+    assert line["duration_ms"] > 0
+
+
+@pytest.mark.parametrize("sent", [None, "no spaces allowed", "x" * 129, "é"])
+async def test_without_a_usable_request_id_each_request_gets_one_of_its_own(
+    shop: Shop, step_lines: io.StringIO, sent: str | None
+) -> None:
+    headers = {} if sent is None else {"X-Request-Id": sent}
+    async with shop.client.get("/items", headers=headers) as answer:
+        given = answer.headers["X-Request-Id"]
+    assert len(given) == 32
+    int(given, 16)
+    (line,) = [e for e in http_lines(step_lines) if e["request_id"] == given]
+    assert (line["route"], line["status"]) == ("/items", 200)
+
+
+async def test_a_request_no_route_takes_is_logged_without_its_path(
+    shop: Shop, step_lines: io.StringIO
+) -> None:
+    async with shop.client.get("/no/such/place") as answer:
+        given = answer.headers["X-Request-Id"]
+        assert answer.status == 404
+    (line,) = [e for e in http_lines(step_lines) if e["request_id"] == given]
+    assert (line["route"], line["status"]) == ("(no route)", 404)

@@ -45,6 +45,10 @@ def test_a_following_event_carries_the_purchase_and_its_cause() -> None:
         ({"amount": -(10**9)}, "amount.*outside"),
         ({"occurred_at": "yesterday"}, "occurred_at"),
         ({"reason": "r" * 3000}, "reason"),
+        ({"request_id": "has spaces"}, "request_id"),
+        ({"request_id": "x\r\nforged: line"}, "request_id"),
+        ({"request_id": "r" * 129}, "request_id"),
+        ({"request_id": 42}, "request_id"),
     ],
 )
 def test_anything_off_contract_is_refused(change: dict[str, object], complaint: str) -> None:
@@ -62,3 +66,14 @@ def test_missing_fields_and_non_objects_are_refused() -> None:
         decode("[1, 2]")
     with pytest.raises(MalformedEvent, match="JSON"):
         decode("{nope")
+
+
+def test_the_request_id_is_carried_down_the_saga_and_optional_on_the_wire() -> None:
+    """Events of before carry none, and are taken as they are."""
+    placed = Event(EventName.ORDER_CREATED, new_id(), new_id(), new_id(), 1, 10, request_id="rq-1")
+    followed = placed.follow(EventName.BALANCE_RESERVED).follow(EventName.INVENTORY_RESERVED)
+    assert followed.request_id == "rq-1"
+    assert decode(encode(followed)) == followed
+    older = CREATED.to_dict()
+    del older["request_id"]
+    assert Event.from_dict(older) == CREATED
