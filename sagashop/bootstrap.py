@@ -114,7 +114,10 @@ class Node:
         """Each event's services: those with a step it calls for."""
         self.lag = LoopLag()
         self.metrics.watch(
-            lambda: self.relay.backlog, lambda: self.lag.latest, lambda: self.lag.longest
+            lambda: self.relay.backlog,
+            lambda: self.metrics.sagas.in_flight,
+            lambda: self.lag.latest,
+            lambda: self.lag.longest,
         )
         self._relay_task: asyncio.Task[None] | None = None
         self._periodic: list[asyncio.Task[None]] = []

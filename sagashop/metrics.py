@@ -12,15 +12,19 @@ import time
 from collections import Counter as Tally
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from importlib.metadata import version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from sagashop.events import Event, EventName, refused_by
 from sagashop.saga.declare import Service, Step
+from sagashop.store.order import Owed
+from sagashop.transport.signing import Rejected
 
 NAMESPACE = "sagashop"
 STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SAGA_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 DEADLINE = "deadline"
 """The `failed_at` of a saga cancelled because it had no outcome within its deadline."""
 OTHER = "other"
@@ -77,6 +81,11 @@ class Metrics:
             "oversized or invalid.",
             "reason",
         )
+        for reason in _rejections():  # each series there from the start, for alerts to read
+            self._bus_rejected.labels(reason)
+        self.http = HttpMetrics(self)
+        build = self.gauge("build_info", "Always 1: the version this process runs.", "version")
+        build.labels(version("sagashop")).set(1)
 
     def service(self, service: Service) -> StepMetrics:
         """What one service's actor records."""
@@ -103,12 +112,22 @@ class Metrics:
     def watch(
         self,
         outbox_backlog: Callable[[], float],
+        sagas_in_flight: Callable[[], float],
         loop_lag: Callable[[], float],
         longest_loop_lag: Callable[[], float],
     ) -> None:
         """Gauges read when scraped, so they cost nothing in between."""
         watched = {
-            "outbox_backlog": ("Events waiting for the relay to publish them.", outbox_backlog),
+            "outbox_backlog": (
+                "Events the step logs hold unpublished (read every 2 s): what the bus has not "
+                "taken yet.",
+                outbox_backlog,
+            ),
+            "sagas_in_flight": (
+                "Sagas this process's order service started and has not seen end (forgotten "
+                "after twice the deadline).",
+                sagas_in_flight,
+            ),
             "loop_lag_seconds": ("How late the event loop last woke a sleeper.", loop_lag),
             "loop_lag_max_seconds": (
                 "The longest the event loop kept a sleeper waiting since the node started.",
@@ -164,6 +183,32 @@ class StepMetrics:
         self._dead_letters.inc()
 
 
+def _rejections() -> set[str]:
+    return {Rejected.reason, *(kind.reason for kind in Rejected.__subclasses__())}
+
+
+class HttpMetrics:
+    """The front door's requests: how many, by route (as declared), method and status; how long,
+    by route and method; how many are being answered now."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.answered = metrics.counter(
+            "http_requests", "HTTP requests answered.", "route", "method", "status"
+        )
+        self.seconds = metrics.histogram(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request (a stream: until it ended).",
+            HTTP_BUCKETS,
+            "route",
+            "method",
+        )
+        self.in_flight = metrics.gauge("http_requests_in_flight", "HTTP requests being answered.")
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.answered.labels(route, method, str(status)).inc()
+        self.seconds.labels(route, method).observe(seconds)
+
+
 class Sagas:
     """The sagas this node's order service started and ended, and how long each took.
 
@@ -202,8 +247,14 @@ class Sagas:
             "Stalled sagas nudged: the order service published their last event again.",
             "owes",
         )
+        for owed in Owed:
+            self._nudged.labels(owed)
         self._starts: OrderedDict[str, float] = OrderedDict()
         """When each saga in flight started, oldest first; forgotten past `horizon`."""
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._starts)
 
     def started(self, order_id: str) -> None:
         self._started.inc()

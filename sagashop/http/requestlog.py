@@ -1,7 +1,9 @@
-"""One line per request at INFO (method, route, status, duration, request id), and the request's
-id: the `X-Request-Id` a client or proxy sent, when it is one a log line can carry, else a new
-one; given back on the answer, and carried by every event of a purchase it starts (`Event.
-request_id`), so that the step lines of that purchase name it (`--log-steps on`)."""
+"""What is seen of each request: one line at INFO (method, route, status, duration, request id)
+and the HTTP metrics (`HttpMetrics`: by route, method and status, the time taken, how many are
+being answered). The request's id is the `X-Request-Id` a client or proxy sent, when it is one a
+log line can carry, else a new one; given back on the answer, and carried by every event of a
+purchase it starts (`Event.request_id`), so that the step lines of that purchase name it
+(`--log-steps on`)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sagashop.events import REQUEST_ID
+from sagashop.http.context import NODE
 
 log = logging.getLogger("sagashop.http")
 
@@ -30,6 +33,8 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     """First in line, so that it sees the answer every other middleware made."""
     given = request.headers.get(HEADER, "")
     request[ID] = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    http = request.app[NODE].metrics.http
+    http.in_flight.inc()
     started = time.perf_counter()
     status = 500
     try:
@@ -40,18 +45,35 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
         status = answer.status
         raise
     finally:
+        http.in_flight.dec()
+        seconds = time.perf_counter() - started
+        route = _route(request)
+        http.observe(route, _method(request), status, seconds)
         if log.isEnabledFor(logging.INFO):
-            _log_line(request, status, (time.perf_counter() - started) * 1000)
+            _log_line(request, route, status, seconds * 1000)
 
 
-def _log_line(request: web.Request, status: int, ms: float) -> None:
-    """The route as declared (`/orders/{order_id}`), not the path: what varies is in the fields."""
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods named as they are in lines and labels; any other is `OTHER` (a caller cannot mint
+label values)."""
+
+
+def _method(request: web.Request) -> str:
+    return request.method if request.method in METHODS else "OTHER"
+
+
+def _route(request: web.Request) -> str:
+    """The route as declared (`/orders/{order_id}`), not the path: labels and lines stay few
+    and say nothing a caller chose."""
     resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "(no route)"
-    fields = {"method": request.method, "route": route, "status": status}
+    return resource.canonical if resource is not None else "(no route)"
+
+
+def _log_line(request: web.Request, route: str, status: int, ms: float) -> None:
+    fields = {"method": _method(request), "route": route, "status": status}
     log.info(
         "%s %s %d %.1f ms (request %s)",
-        request.method,
+        fields["method"],
         route,
         status,
         ms,

@@ -80,12 +80,14 @@ class Relay:
         self._flush_asked = asyncio.Event()
         self._flushing: list[asyncio.Future[None]] = []
         self._watchers: list[Callable[[Sequence[Event]], None]] = []
+        self._stored: dict[str, int] = {}
+        """What each outbox held unpublished when last read (every `resend_every` seconds)."""
 
     @property
     def backlog(self) -> int:
-        """Events waiting to be published (what a crash left unpublished joins it when the
-        step logs are read again, every `resend_every` seconds)."""
-        return self._queue.qsize()
+        """Events not yet published, as the step logs hold them when last read: while the bus
+        is away they pile up there, whatever the relay holds in memory."""
+        return sum(self._stored.values())
 
     def send(self, outbox: Outbox, record_id: int, event: Event) -> None:
         outgoing = _Outgoing(outbox, record_id, event)
@@ -199,6 +201,7 @@ class Relay:
             for outbox in outboxes:
                 try:
                     unsent = await outbox.unpublished(cutoff, self._batch)
+                    self._stored[outbox.service] = await outbox.count_unpublished()
                 except Exception as error:
                     log.warning("%s: could not read its outbox: %s", outbox.service, error)
                     continue

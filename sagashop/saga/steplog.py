@@ -267,6 +267,10 @@ class StepLog:
         )
         return [(row.id, Event.from_dict(row.outcome)) for row in rows]
 
+    async def count_unpublished(self) -> int:
+        """What its steps emitted that is not on the bus yet (the relay's backlog, as stored)."""
+        return await self.records.filter(published=False).exclude(outcome=None).count()
+
     async def mark_published(self, ids: Sequence[int]) -> None:
         await batch.set_where(self.service, self.records, "published", True, ids)
 

@@ -12,6 +12,7 @@ from sagashop.saga import StepLog
 from sagashop.saga.outbox import Relay
 from sagashop.store.user import HOLDS, USERS, UserDeadLetter, UserStep
 from tests.store.harness import Steps
+from tests.support import eventually
 
 
 async def test_an_outcome_is_unpublished_until_it_is_marked_published(steps: Steps) -> None:
@@ -120,3 +121,31 @@ async def test_the_relay_publishes_an_outcome_and_marks_it_published(steps: Step
     assert reserved is not None
     assert [e for e in published if e.order_id == purchase.order_id] == [reserved]
     assert await steps.unpublished("user", purchase.order_id) == []
+
+
+async def test_while_the_bus_is_away_the_backlog_counts_what_the_step_log_holds(
+    steps: Steps,
+) -> None:
+    """A relay whose every publish fails (Redis away) still reads the step log: its backlog is
+    what is unpublished there, not what it holds in memory (which it already tried)."""
+
+    async def away(events: Sequence[Event]) -> list[int]:
+        raise ConnectionError("the bus is away")
+
+    relay = Relay(away, resend_every=0.05)
+    log = StepLog("user", UserStep, UserDeadLetter, relay, (USERS, HOLDS))
+    purchases = [await steps.purchase() for _ in range(3)]
+    for purchase in purchases:
+        await steps.within(log.run(steps.step("user", EventName.ORDER_CREATED), purchase.created))
+    stored = await steps.within(log.count_unpublished())
+    running = steps.spawn(relay.run([log]))
+    try:
+        await eventually(lambda: _now(relay.backlog), lambda backlog: backlog == stored)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert stored >= 3
+
+
+async def _now(value: int) -> int:
+    return value

@@ -3,10 +3,15 @@ payment, the sagas, the steps of each service, the events on the bus and the loo
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
 from dataclasses import replace
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -97,6 +102,54 @@ async def test_the_process_reports_its_loop_lag_and_outbox(scraped: Scrape) -> N
     lag = scraped.value("sagashop_loop_lag_seconds")
     assert 0 <= lag <= scraped.value("sagashop_loop_lag_max_seconds")
     assert scraped.value("sagashop_outbox_backlog") >= 0
+
+
+@on_each_bus
+async def test_the_front_door_counts_its_requests_by_route_method_and_status(
+    scraped: Scrape,
+) -> None:
+    """By the route as declared, never the path: one series however many orders there are."""
+    placed = {"route": "/orders", "method": "POST", "status": "201"}
+    assert scraped.value("sagashop_http_requests_total", **placed) == 2
+    timelines = scraped.matching(
+        "sagashop_http_requests_total", route="/orders/{order_id}/timeline"
+    )
+    assert timelines, "the settling reads, under their route template"
+    routes = {s.labels["route"] for s in scraped.matching("sagashop_http_requests_total")}
+    assert not [route for route in routes if re.search(r"[0-9a-f]{8}-[0-9a-f]{4}", route)]
+    seconds = {"route": "/orders", "method": "POST"}
+    assert scraped.value("sagashop_http_request_duration_seconds_count", **seconds) == 2
+    assert scraped.value("sagashop_http_requests_in_flight") == 1, "the scrape itself"
+    (build,) = scraped.matching("sagashop_build_info")
+    assert (build.value, build.labels["version"]) == (1, version("sagashop"))
+    assert scraped.value("sagashop_sagas_in_flight") == 0, "both sagas ended here"
+
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def series_used() -> dict[str, set[str]]:
+    """Each metric the dashboard and the alert rules read, by the file that reads it."""
+    dashboard = json.loads((DEPLOY / "grafana" / "sagashop.json").read_text())
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yaml").read_text())
+    expressions = {
+        "grafana/sagashop.json": [t["expr"] for p in dashboard["panels"] for t in p["targets"]],
+        "prometheus/alerts.yaml": [r["expr"] for g in rules["groups"] for r in g["rules"]],
+    }
+    return {
+        where: {name for expr in exprs for name in re.findall(r"\bsagashop_\w+", expr)}
+        for where, exprs in expressions.items()
+    }
+
+
+@on_systems("sqlite-pubsub")
+async def test_every_series_the_dashboard_and_the_alerts_read_is_there_after_a_purchase(
+    scraped: Scrape,
+) -> None:
+    there = {sample.name for sample in scraped.samples}
+    for where, names in series_used().items():
+        assert names, where
+        assert names - there == set(), f"{where} reads series /metrics does not have"
 
 
 @on_systems("sqlite-pubsub")
