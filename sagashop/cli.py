@@ -20,8 +20,11 @@ import argparse
 import asyncio
 import faulthandler
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -268,12 +271,36 @@ COMMANDS = {
 }
 
 
+LEFT_RUNNING_GRACE = 5.0
+"""Seconds the process waits, once `main` returned, for threads still running to end."""
+
+
 def run_as_program() -> int:
     """`run.py` and `python -m sagashop`: `main`, in a process whose `kill -USR1` writes every
-    thread's stack to stderr (how a stuck process tells where it is stuck)."""
+    thread's stack to stderr (how a stuck process tells where it is stuck), and which ends once
+    `main` returned, whatever threads a way out left running."""
     if hasattr(signal, "SIGUSR1"):
         faulthandler.register(signal.SIGUSR1, all_threads=True)
-    return main()
+    code = main()
+    end_despite_threads_left(code)
+    return code
+
+
+def end_despite_threads_left(code: int) -> None:
+    """Python waits for every non-daemon thread before it exits: a database connection's
+    thread that a way out left open (a signal at the wrong moment of start-up, say) would keep
+    the process alive for good, under `docker stop` or Kubernetes until they kill it. Give them
+    a moment, then say which were left and exit anyway."""
+    deadline = time.monotonic() + LEFT_RUNNING_GRACE
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    left = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
+    left = [name for name in left if name != threading.main_thread().name]
+    if left:
+        log.warning("threads left running at exit: %s; exiting anyway", ", ".join(left))
+        logging.shutdown()
+        os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

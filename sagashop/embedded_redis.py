@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,11 +104,30 @@ class EmbeddedRedis:
         )
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.terminate()
-            self._server.wait(timeout=10)
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
         self.socket_path.unlink(missing_ok=True)
+
+    def keep_running(self) -> None:
+        """Start it again whenever it dies of itself (killed, or out of memory), as a supervisor
+        would: the process's clients reconnect on their own, and `/readyz` is 200 again. If it
+        cannot be started, this process stops, for its own supervisor to start it afresh."""
+        threading.Thread(target=self._keep_running, name="embedded-redis", daemon=True).start()
+
+    def _keep_running(self) -> None:
+        while (server := self._server) is not None:
+            code = server.wait()
+            if server is not self._server:  # stopped on purpose
+                continue
+            log.warning("the embedded Redis exited with %s: starting it again", code)
+            try:
+                self.start()
+            except (OSError, RuntimeError) as error:
+                log.error("the embedded Redis cannot be started again (%s): stopping", error)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
 
     def restart(self) -> None:
         """Stop and start again on the same socket: without persistence, everything is lost."""
@@ -123,6 +144,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
         yield server.url
         return
     server.start()
+    server.keep_running()
     try:
         yield server.url
     finally:

@@ -264,9 +264,14 @@ class Memory(Answer):
 
 
 class Health(Answer):
-    """Which services this process runs, its bus's injected faults, its loop and memory."""
+    """Which services this process runs, whether it is ready (the same checks as `/readyz`),
+    its bus's injected faults, its loop and memory."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "unready"] = Field(
+        description='"ok" exactly when /readyz answers 200; "unready" names nothing by itself: '
+        "see checks"
+    )
+    checks: dict[str, str] = Field(description='each check "ok" or why not, as /readyz has them')
     node: str
     services: list[str]
     faults: Faults

@@ -402,7 +402,9 @@ async def ready(request: web.Request) -> web.Response:
 )
 @allow(OPERATOR)
 async def health(request: web.Request) -> web.Response:
+    """Its status is the readiness `/readyz` answers, so a supervisor reading either acts alike."""
     node = request.app[NODE]
+    checks = await node.readiness()
     faults = {
         "dropped": node.events.counts.dropped,
         "duplicated": node.events.counts.duplicated,
@@ -410,7 +412,8 @@ async def health(request: web.Request) -> web.Response:
     }
     return web.json_response(
         {
-            "status": "ok",
+            "status": "ok" if all(outcome == "ok" for outcome in checks.values()) else "unready",
+            "checks": checks,
             "node": node.id,
             "services": list(node.services),
             "faults": faults,

@@ -156,6 +156,10 @@ class ServiceActor(pykka.ThreadingActor):
     """One service's mailbox and its worker, handling one message (or batch of events) at a
     time."""
 
+    use_daemon_thread = True
+    """The node stops its actors, draining them, on every way out it knows; a way out it does
+    not know must still end the process, not wait for a thread nobody will stop."""
+
     def __init__(
         self,
         service: Service,

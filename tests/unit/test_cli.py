@@ -3,6 +3,10 @@ an unknown command as such, and asks a front door as an operator with the token 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -82,3 +86,21 @@ async def test_a_refusal_is_said_with_the_front_doors_own_words() -> None:
     async with TestServer(app) as server:
         with pytest.raises(remote.RemoteError, match="answered 401: a bearer token is required"):
             await remote.FrontDoor(str(server.make_url("/")), {}).call("GET", "/audit")
+
+
+def test_a_thread_a_way_out_left_running_does_not_keep_the_process_alive() -> None:
+    """Seen once: the main thread returned, and a database connection's thread (non-daemon,
+    never closed) kept the process alive for good. `run_as_program` ends it anyway, saying so."""
+    script = (
+        "import threading, time, logging; from sagashop import cli;"
+        "logging.basicConfig();"
+        "threading.Thread(target=time.sleep, args=(3600,), name='left-open').start();"
+        "cli.end_despite_threads_left(3)"
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3
+    assert time.monotonic() - started < cli.LEFT_RUNNING_GRACE + 10
+    assert "threads left running at exit: left-open" in done.stderr
