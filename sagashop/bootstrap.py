@@ -15,6 +15,8 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pykka
@@ -29,13 +31,14 @@ from sagashop.errors import NotFound
 from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics, Sagas
 from sagashop.monitor import StepFeed
-from sagashop.names import Request
+from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog
 from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, ServiceActor
 from sagashop.saga.declare import Handler
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.observers import Observers, StepLines
 from sagashop.saga.outbox import Relay
+from sagashop.saga.retention import PRUNE_EVERY, Retention
 from sagashop.saga.retry import RetryPolicy
 from sagashop.saga.watch import StepWatch
 from sagashop.store import Store
@@ -106,6 +109,7 @@ class Node:
         self.deadlines = Deadlines(settings.saga_deadline, settings.nudge_after)
         self.services: dict[str, Service] = {}
         self.step_logs: dict[str, StepLog] = {}
+        self.retention: dict[str, Retention] = {}
         self.actors: dict[str, Any] = {}
         self._consumers = {
             name: [s.name for s in self.catalogue.values() if s.step_for(name)]
@@ -144,6 +148,8 @@ class Node:
         for name, service in self.services.items():
             for work, run in service.periodic.items():
                 self._periodic.append(asyncio.create_task(self._every(f"{name}.{work}", run)))
+            pruning = self._every(f"{name}.prune", partial(self.prune_one, name), PRUNE_EVERY)
+            self._periodic.append(asyncio.create_task(pruning))
         log.info(
             "node %s runs %s on %s",
             self.id,
@@ -184,6 +190,8 @@ class Node:
         )
         self.services[name] = service
         self.step_logs[name] = step_log
+        keep = timedelta(seconds=self.settings.retain)
+        self.retention[name] = Retention(step_log, keep, self._settled, declared.pruned)
         self.actors[name] = self._start_actor(service, step_log)
 
     def _start_actor(self, service: Service, step_log: StepLog) -> Any:
@@ -205,9 +213,22 @@ class Node:
 
         return replay_dead_letter
 
-    async def _every(self, what: str, run: Handler) -> None:
+    async def prune_one(self, service: str, now: datetime | None = None) -> int:
+        """One batch of `service`'s retention (see `sagashop.saga.retention`)."""
+        return await self.retention[service].prune(now or datetime.now(UTC))
+
+    async def prune(self, now: datetime | None = None) -> int:
+        """One batch of every service's retention, each in the store's context."""
+        pruned = [self.loop.spawn(self.prune_one(name, now)) for name in self.services]
+        return sum(await asyncio.gather(*pruned))
+
+    async def _settled(self, order_ids: Sequence[str], before: datetime) -> list[str]:
+        args = {"order_ids": list(order_ids), "before": before.isoformat()}
+        return list(await self.ask(ServiceName.ORDER, Request.SETTLED_ORDERS, args))
+
+    async def _every(self, what: str, run: Handler, every: float | None = None) -> None:
         while True:
-            await asyncio.sleep(self.settings.sweep_every)
+            await asyncio.sleep(every or self.settings.sweep_every)
             try:
                 await self.loop.spawn(translated(run()))
             except StoreUnavailable as error:  # the next round tries again: no traceback

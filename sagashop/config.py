@@ -30,6 +30,12 @@ def terminal_log_format() -> str:
     return "console" if sys.stderr.isatty() else "json"
 
 
+DAY = 86_400.0
+UNITS = {"s": 1.0, "m": 60.0, "h": 3_600.0, "d": DAY}
+SHORTEST_RETENTION = 3_600.0
+"""An hour: far past any saga's deadline and any redelivery the bus lets through."""
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -65,6 +71,7 @@ class Settings:
     auth_keys: tuple[SigningKey, ...] = field(default=(), repr=False)
     token_ttl: float = 3600.0
     migrate: bool = True
+    retain: float = 30 * DAY
     """Apply pending migrations at start; off: refuse to start on a database that is behind."""
     processes: int = 1
     """Processes the services are dealt over, all answering on the one port."""
@@ -101,6 +108,16 @@ def _rate(value: str) -> float:
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"{rate} is not between 0 and 1")
     return rate
+
+
+def _retention(value: str) -> float:
+    """`30d`, `12h`, `90m`, or seconds: at least an hour."""
+    text = value.strip().lower()
+    unit = UNITS.get(text[-1:])
+    seconds = float(text[:-1] if unit else text) * (unit or 1.0)
+    if seconds < SHORTEST_RETENTION:
+        raise ValueError(f"{value} is shorter than an hour")
+    return seconds
 
 
 def _seconds(value: str) -> float:
@@ -308,6 +325,13 @@ _SOURCES: dict[str, Source] = {
         "on: bind the port with SO_REUSEPORT, beside other processes (what --processes asks of "
         "its children)",
         _switch,
+    ),
+    "retain": Source(
+        "--retain",
+        "RETAIN",
+        "how long the step rows, notifications and replayed dead letters of a settled order "
+        "are kept: 30d (the default), 12h, or seconds; at least an hour",
+        _retention,
     ),
     "migrate": Source(
         "--migrate",

@@ -39,6 +39,9 @@ class Request(StrEnum):
     CONFIGURE_PAYMENTS = "configure_payments"
     PAYMENT_SETTINGS = "payment_settings"
 
+    SETTLED_ORDERS = "settled_orders"
+    """Which orders owe nothing and ended before a moment: retention asks, for every service."""
+
     ORDER_STATE = "order_state"
     """What a service holds for one order: a service that answers it is stateful."""
     AUDIT_FACTS = "audit_facts"

@@ -11,6 +11,7 @@ from typing import Any
 from sagashop.events import Event, EventName
 from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, step
+from sagashop.saga.declare import Kept
 from sagashop.store.book import Book
 from sagashop.store.notification import (
     NOTIFICATIONS,
@@ -68,4 +69,5 @@ SERVICE = Service(
         ),
     ),
     queries={Request.LIST_NOTIFICATIONS: list_notifications, Request.ORDER_STATE: order_state},
+    pruned=(Kept(Notification, "created_at"),),
 )

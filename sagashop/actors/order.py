@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypedDict
 
 from tortoise.expressions import RawSQL
 
-from sagashop.errors import Conflict, NotFound
+from sagashop.errors import Conflict, InvalidRequest, NotFound
 from sagashop.events import REQUEST_ID, Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.names import Request, ServiceName
@@ -379,6 +379,16 @@ def _expire(expired: Event, deadlines: Deadlines, sagas: Sagas, book: Book) -> E
     return expired
 
 
+async def settled_orders(order_ids: list[str], before: str) -> list[str]:
+    """Which of these orders owe nothing and last changed before `before`: what retention may
+    prune the steps of, in every service (`sagashop.saga.retention`)."""
+    if len(order_ids) > SWEEP_BATCH * 5:
+        raise InvalidRequest(f"at most {SWEEP_BATCH * 5} orders at a time")
+    moment = datetime.fromisoformat(before)
+    ended = Order.filter(id__in=order_ids, owes=None, updated_at__lt=moment)
+    return [str(order_id) for order_id in await ended.values_list("id", flat=True)]
+
+
 class OrderFacts(TypedDict):
     """What the audit reads of this service (see `sagashop.audit`)."""
 
@@ -511,6 +521,7 @@ SERVICE = Service(
         Request.LIST_ORDERS: list_orders,
         Request.COUNT_ORDERS: count_orders,
         Request.AUDIT_FACTS: audit_facts,
+        Request.SETTLED_ORDERS: settled_orders,
     },
     periodic={"sweep": sweep},
 )

@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from tortoise.models import Model
+
 from sagashop.events import Event, EventName
 from sagashop.names import Request
 from sagashop.store.book import Keyed
@@ -60,6 +62,15 @@ def step(
 
 
 @dataclass(frozen=True)
+class Kept:
+    """A table of a service's own per-order records that retention prunes with its step rows
+    (`sagashop.saga.retention`), by the column that dates them."""
+
+    model: type[Model]
+    dated_by: str
+
+
+@dataclass(frozen=True)
 class Service:
     """A service as the runtime sees it. Handlers name the dependencies they need as
     keyword-only parameters; `bind` supplies them (see `sagashop.bootstrap`)."""
@@ -79,6 +90,8 @@ class Service:
     is that one's answer), so that they share one transaction."""
     queries: Mapping[Request, Handler] = field(default_factory=dict)
     """Requests that only read: they run straight on the loop, never queued behind events."""
+    pruned: tuple[Kept, ...] = ()
+    """Its own records of an order that go once the order settled more than `--retain` ago."""
     periodic: Mapping[str, Handler] = field(default_factory=dict)
     """Work the runtime starts on its own every few seconds (`Settings.sweep_every`), straight
     on the loop: it must not wait behind the events it is there to rescue, so every write it
