@@ -118,13 +118,13 @@ def add_limits(app: web.Application, settings: Settings) -> None:
     run the audit once per `AUDIT_EVERY` seconds at most."""
     app[AUDIT_REPORTS] = Paced(AUDIT_EVERY)
     limit = rate_limit_for(settings)
-    log.info("rate limit: %s%s", limit, "" if settings.rate_limit else _WHY_DEFAULT[limit])
-    if limit == "off":
-        return
 
     async def limiter(app: web.Application) -> AsyncIterator[None]:
-        storage = _storage(app, settings)
-        app[LIMITER] = Limiter(MovingWindowRateLimiter(storage), parse_many(limit))
+        """Once the node runs: said then, not before a start that fails."""
+        log.info("rate limit: %s%s", limit, "" if settings.rate_limit else _WHY_DEFAULT[limit])
+        if limit != "off":
+            storage = _storage(app, settings)
+            app[LIMITER] = Limiter(MovingWindowRateLimiter(storage), parse_many(limit))
         yield
 
     app.cleanup_ctx.append(limiter)
