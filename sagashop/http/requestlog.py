@@ -8,8 +8,8 @@ purchase it starts (`Event.request_id`), so that the step lines of that purchase
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -32,7 +32,7 @@ def request_id_of(request: web.Request) -> str:
 async def request_log(request: web.Request, handler: Handler) -> web.StreamResponse:
     """First in line, so that it sees the answer every other middleware made."""
     given = request.headers.get(HEADER, "")
-    request[ID] = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    request[ID] = given if given and REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
     http = request.app[NODE].metrics.http
     http.in_flight.inc()
     started = time.perf_counter()
