@@ -8,7 +8,7 @@ A handler says what it takes and what it answers with `documented`, just under i
         "Start a purchase",
         body=PlaceOrder,
         headers=IdempotencyHeader,
-        responses={201: OrderPlaced, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody},
+        responses={201: schemas.Order, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody},
         links={"GetOrder": Link("get_order", {"order_id": "$response.body#/id"})},
     )
     async def place_order(request: web.Request) -> web.Response: ...
@@ -86,7 +86,8 @@ class Link:
         return link
 
 
-Answer = type[BaseModel] | Media
+ResponseBody = type[BaseModel] | Media
+"""What one status of an operation answers: a model of its JSON, or another media type."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Operation:
     """What `documented` records about a handler."""
 
     summary: str
-    responses: Mapping[int, Answer]
+    responses: Mapping[int, ResponseBody]
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     path: type[BaseModel] | None = None
@@ -102,9 +103,9 @@ class Operation:
     links: Mapping[str, Link] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
 
-    def all_responses(self) -> dict[int, Answer]:
+    def all_responses(self) -> dict[int, ResponseBody]:
         """The declared responses and the errors the front door gives for this operation."""
-        implied: dict[int, Answer] = {}
+        implied: dict[int, ResponseBody] = {}
         if UNLIMITED_TAG not in self.tags:  # a caller past its rate limit (http/limits.py)
             implied[429] = ErrorBody
         if self.body is not None:  # 408: a body too slow to arrive (bodies.read_body)
@@ -128,7 +129,7 @@ class Operation:
 def documented(
     summary: str,
     *,
-    responses: Mapping[int, Answer],
+    responses: Mapping[int, ResponseBody],
     body: type[BaseModel] | None = None,
     query: type[BaseModel] | None = None,
     path: type[BaseModel] | None = None,
@@ -320,7 +321,7 @@ def _responses(operation: Operation, refs: Refs) -> dict[str, Any]:
     return responses
 
 
-def _describe(status: int, answer: Answer) -> str:
+def _describe(status: int, answer: ResponseBody) -> str:
     """The response's description: its model's docstring's first line, else the status phrase."""
     doc = None if isinstance(answer, Media) else answer.__doc__  # not inherited, unlike getdoc
     return inspect.cleandoc(doc).splitlines()[0] if doc else HTTPStatus(status).phrase
