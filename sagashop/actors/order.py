@@ -38,6 +38,7 @@ from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog, step
 from sagashop.saga.watch import StepWatch
 from sagashop.store.book import Book, Row, canonical_uuid, values
+from sagashop.store.errors import StoreUnavailable
 from sagashop.store.facts import Table, table
 from sagashop.store.order import ORDERS, Order, OrderDeadLetter, OrderStatus, OrderStep, Owed
 from sagashop.store.pages import NEWEST_FIRST, PAGE, Position, page
@@ -274,26 +275,41 @@ def _emits(event: Event) -> frozenset[EventName]:
 
 
 async def sweep(*, step_log: StepLog, deadlines: Deadlines, sagas: Sagas) -> dict[str, int]:
-    """Nudge the due orders, and end those past their deadline."""
+    """Nudge the due orders, and end those past their deadline. An order the sweep cannot
+    handle is logged and left: it must not keep every other order waiting behind it."""
     moment = now()
-    due = await Order.filter(retry_at__lte=moment).order_by("retry_at").limit(SWEEP_BATCH)
+    owing = Order.filter(retry_at__lte=moment, owes__isnull=False)
     done: Counter[str] = Counter()
-    for order in due:
-        match on_due(order, deadlines, moment):
-            case Expire():
-                expired = _event(EventName.ORDER_EXPIRED, order, _too_late(deadlines))
-                expire = partial(_expire, expired, deadlines, sagas)
-                await step_log.record(expired, StepName.EXPIRE, "deadline", expire, _emits(expired))
-                done["expired"] += 1
-            case Nudge(step, next_at) if await _claim_nudge(order, next_at):
-                await step_log.republish(str(order.id), step)
-                sagas.nudged(order.owes)
-                done[f"nudged for {order.owes}"] += 1
-            case Nudge():
-                pass  # another process running the order service nudged it first
+    for order in await owing.order_by("retry_at").limit(SWEEP_BATCH):
+        try:
+            what = await _look_at(order, moment, step_log, deadlines, sagas)
+        except StoreUnavailable:
+            raise
+        except Exception:
+            log.exception("sweep: order %s (owes %s, %s)", order.id, order.owes, order.status)
+            continue
+        if what is not None:
+            done[what] += 1
     if done:
         log.info("sweep: %s", ", ".join(f"{n} {what}" for what, n in done.items()))
     return dict(done)
+
+
+async def _look_at(
+    order: Order, moment: datetime, step_log: StepLog, deadlines: Deadlines, sagas: Sagas
+) -> str | None:
+    """What the sweep did with one due order; None: another process did it first."""
+    match on_due(order, deadlines, moment):
+        case Expire():
+            expired = _event(EventName.ORDER_EXPIRED, order, _too_late(deadlines))
+            expire = partial(_expire, expired, deadlines, sagas)
+            await step_log.record(expired, StepName.EXPIRE, "deadline", expire, _emits(expired))
+            return "expired"
+        case Nudge(step, next_at) if await claim_nudge(order, next_at):
+            await step_log.republish(str(order.id), step)
+            sagas.nudged(order.owes)
+            return f"nudged for {order.owes}"
+    return None
 
 
 class Owing(Protocol):
@@ -339,7 +355,8 @@ def on_due(order: Owing, deadlines: Deadlines, moment: datetime) -> Expire | Nud
     """What the sweep does with an order due at `moment`."""
     if past_deadline(order, moment):
         return Expire()
-    assert order.owes is not None  # only an order that owes something comes due
+    if order.owes is None:
+        raise ValueError(f"order {order} owes nothing: it is not due")
     return Nudge(NUDGED_BY[(order.owes, order.status)], next_look(order, deadlines, moment))
 
 
@@ -355,9 +372,11 @@ def next_look(order: Owing, deadlines: Deadlines, moment: datetime) -> datetime:
     return min(later, order.deadline_at) if order.owes is Owed.OUTCOME else later
 
 
-async def _claim_nudge(order: Order, next_at: datetime) -> bool:
-    """Whether this process takes the nudge: the first to count it does, by a conditional write."""
-    taken = await Order.filter(id=order.id, nudges=order.nudges).update(
+async def claim_nudge(order: Order, next_at: datetime) -> bool:
+    """Whether this process takes the nudge: the first to count it does, by a conditional write,
+    and only while the order still owes what it was read owing (a step that moved it on, or
+    closed it, meanwhile must not get a `retry_at` back)."""
+    taken = await Order.filter(id=order.id, nudges=order.nudges, owes=order.owes).update(
         nudges=order.nudges + 1, backoff=order.backoff + 1, retry_at=next_at
     )
     return bool(taken)

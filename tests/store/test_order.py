@@ -4,11 +4,12 @@ it and owes its undoing; `ask` reaches the user and item services in this proces
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from sagashop.actors.order import LOOK_AGAIN, Deadlines
+from sagashop.actors.order import LOOK_AGAIN, Deadlines, claim_nudge
 from sagashop.errors import Conflict, NotFound
 from sagashop.events import EventName, new_id
 from sagashop.names import Request
@@ -211,3 +212,41 @@ async def test_a_waiting_read_sees_an_order_ended_by_another_process(steps: Step
 
     assert ended == 1
     assert status["status"] == "COMPLETED"
+
+
+async def test_a_nudge_read_before_the_order_closed_gives_it_no_retry_at_back(
+    steps: Steps,
+) -> None:
+    """The sweep reads an order owing its settling; the close step commits; the sweep's claim
+    comes after. It must lose: a closed order with a `retry_at` came due again for ever (and,
+    once the sweep expected only orders that owe something, stopped the sweep in a chaos run)."""
+    purchase = await steps.purchase()
+    await place(steps, purchase)
+    await steps.take("order", purchase.then(EventName.PAYMENT_PROCESSED))
+    read = await steps.read(lambda: Order.get(id=purchase.order_id))
+
+    await steps.take("order", purchase.then(EventName.NOTIFICATION_SENT))
+    claimed = await steps.within(claim_nudge(read, read.retry_at))
+
+    view = await order_view(steps, purchase)
+    assert claimed is False
+    assert (view["owes"], view["retryAt"], view["nudges"]) == (None, None, 0)
+
+
+async def test_an_order_that_owes_nothing_never_stops_the_sweep_for_the_others(
+    steps: Steps,
+) -> None:
+    """A closed order with a `retry_at` left behind (as the race above left them before)."""
+    hasty = steps.bind("order", Deadlines(saga=0.0, nudge_after=0.0))
+    closed, late = await steps.purchase(), await steps.purchase()
+    await place(steps, closed, order=hasty)
+    await steps.take("order", closed.then(EventName.PAYMENT_PROCESSED))
+    await steps.take("order", closed.then(EventName.NOTIFICATION_SENT))
+    await steps.read(lambda: Order.filter(id=closed.order_id).update(retry_at=datetime.now(UTC)))
+    await place(steps, late, order=hasty)
+
+    swept = await steps.within(hasty.periodic["sweep"]())
+
+    assert swept == {"expired": 1}
+    assert (await order_view(steps, late))["status"] == "CANCELLED"
+    assert (await order_view(steps, closed))["status"] == "COMPLETED"
