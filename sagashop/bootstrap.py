@@ -245,13 +245,19 @@ class Node:
         await self.rpc.stop()
         await _cancel(self._periodic)
         await self._drain_actors()
+        if self._relay_task is not None and not self._relay_task.done():
+            await self._flush_relay()
+        await _cancel([self._relay_task] if self._relay_task else [])
+        if self.settings.services:
+            await self.loop.spawn(self.store.close())
+
+    async def _flush_relay(self) -> None:
+        """What the steps emitted, published before the stop; only a running relay can (a stop
+        during start-up, before it ran, would otherwise wait out the whole timeout)."""
         try:
             await asyncio.wait_for(self.relay.flush(), timeout=10)
         except TimeoutError:
             log.warning("some events were not published; the next start sends them")
-        await _cancel([self._relay_task] if self._relay_task else [])
-        if self.settings.services:
-            await self.loop.spawn(self.store.close())
 
     async def readiness(self) -> dict[str, str]:
         """What this process needs in order to serve, each "ok" or why not: Redis, the database

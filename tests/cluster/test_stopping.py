@@ -93,21 +93,49 @@ async def buying(url: str) -> None:
                 await answer.read()
 
 
-MOMENTS = ["start-up", "load", "shutdown"]
+START_UP = (0.55, 0.65, 0.75, 0.85, 0.95, 1.0)
+"""When the start-up rounds stop it, as fractions of the time a first start took to be ready:
+its last part opens the stores and starts the node (a stop there once waited out the relay's
+10 s flush, where no relay ran yet)."""
 
 
-@pytest.mark.parametrize("moment", MOMENTS)
-async def test_sigterm_at_any_moment_ends_the_process_within_seconds(
+async def time_to_ready(tmp_path: Path) -> float:
+    """How long a start takes on this machine, now: the start-up rounds are spread over it."""
+    async with as_run_py_starts_it(tmp_path / "data-first", tmp_path / "first.log") as (
+        process,
+        url,
+    ):
+        started = time.monotonic()
+        await eventually(lambda: ready(url), within=30, longest_wait=0.02)
+        took = time.monotonic() - started
+        process.send_signal(signal.SIGTERM)
+        await stopped_within(process, tmp_path / "first.log")
+    return took
+
+
+async def test_sigterm_during_start_up_ends_the_process_within_seconds(tmp_path: Path) -> None:
+    chance = random.Random(f"{SEED}-start-up")
+    ready_after = await time_to_ready(tmp_path)
+    for round_, share in enumerate(START_UP):
+        data_dir, log = tmp_path / f"data-{round_}", tmp_path / f"{round_}.log"
+        async with as_run_py_starts_it(data_dir, log) as (process, _url):
+            moment = ready_after * share * chance.uniform(0.95, 1.05)
+            await asyncio.sleep(moment)  # the moment the signal comes, not a wait
+            process.send_signal(signal.SIGTERM)
+            took = await stopped_within(process, log)
+        assert took < STOP_WITHIN, f"round {round_}: SIGTERM {moment:.2f}s in"
+        await eventually(partial(_now, data_dir), lambda redis: redis == [], within=5)
+
+
+@pytest.mark.parametrize("moment", ["load", "shutdown"])
+async def test_sigterm_under_load_or_while_stopping_ends_the_process_within_seconds(
     moment: str, tmp_path: Path
 ) -> None:
     chance = random.Random(f"{SEED}-{moment}")
     for round_ in range(ROUNDS):
         data_dir, log = tmp_path / f"data-{round_}", tmp_path / f"{round_}.log"
         async with as_run_py_starts_it(data_dir, log) as (process, url):
-            if moment == "start-up":
-                await asyncio.sleep(chance.uniform(0.05, 1.5))  # the moment, not a wait
-            else:
-                await eventually(lambda: ready(url), within=30)
+            await eventually(lambda: ready(url), within=30)
             load = asyncio.create_task(buying(url)) if moment == "load" else None
             if load is not None:
                 await asyncio.sleep(chance.uniform(0.1, 1.0))  # the moment, not a wait
@@ -121,8 +149,7 @@ async def test_sigterm_at_any_moment_ends_the_process_within_seconds(
                 load.cancel()
                 await asyncio.gather(load, return_exceptions=True)
         assert took < STOP_WITHIN, f"round {round_}"
-        left = partial(_now, data_dir)
-        await eventually(left, lambda redis: redis == [], within=5)
+        await eventually(partial(_now, data_dir), lambda redis: redis == [], within=5)
 
 
 async def test_a_killed_embedded_redis_is_started_again_and_the_process_is_ready_again(
