@@ -30,12 +30,13 @@ routes = web.RouteTableDef()
 WATCHERS = web.AppKey("watchers", Watchers)
 STATIC = Path(sagashop.monitor.__file__).parent / "static"
 PAGE = (
-    (STATIC / "index.html")
+    (STATIC.parent / "page.html")
     .read_text()
     .replace("{services}", " ".join(ServiceName))
     .replace("{lanes}", "".join(f"<b>{service}</b>" for service in ServiceName))
 )
-"""The page, its lanes the services in the order a purchase reaches them (`ServiceName`)."""
+"""The page, its lanes the services in the order a purchase reaches them (`ServiceName`); its
+template lives beside `static/`, which serves only what needs no filling in."""
 LOOK_EVERY = 1.0
 HEARTBEAT = 15.0
 
