@@ -35,7 +35,7 @@ from sagashop.errors import Conflict, InvalidRequest, NotFound
 from sagashop.events import REQUEST_ID, Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.names import Request, ServiceName
-from sagashop.saga import Service, StepLog, step
+from sagashop.saga import Service, StepLog, retention, step
 from sagashop.saga.watch import StepWatch
 from sagashop.store.book import Book, Row, canonical_uuid, values
 from sagashop.store.errors import StoreUnavailable
@@ -401,8 +401,8 @@ def _expire(expired: Event, deadlines: Deadlines, sagas: Sagas, book: Book) -> E
 async def settled_orders(order_ids: list[str], before: str) -> list[str]:
     """Which of these orders owe nothing and last changed before `before`: what retention may
     prune the steps of, in every service (`sagashop.saga.retention`)."""
-    if len(order_ids) > SWEEP_BATCH * 5:
-        raise InvalidRequest(f"at most {SWEEP_BATCH * 5} orders at a time")
+    if len(order_ids) > retention.BATCH:
+        raise InvalidRequest(f"at most {retention.BATCH} orders at a time")
     moment = datetime.fromisoformat(before)
     ended = Order.filter(id__in=order_ids, owes=None, updated_at__lt=moment)
     return [str(order_id) for order_id in await ended.values_list("id", flat=True)]

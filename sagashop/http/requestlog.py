@@ -47,10 +47,10 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     finally:
         http.in_flight.dec()
         seconds = time.perf_counter() - started
-        route = _route(request)
-        http.observe(route, _method(request), status, seconds)
+        route, method = _route(request), _method(request)
+        http.observe(route, method, status, seconds)
         if log.isEnabledFor(logging.INFO):
-            _log_line(request, route, status, seconds * 1000)
+            _log_line(request, method, route, status, seconds * 1000)
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -69,11 +69,11 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(no route)"
 
 
-def _log_line(request: web.Request, route: str, status: int, ms: float) -> None:
-    fields = {"method": _method(request), "route": route, "status": status}
+def _log_line(request: web.Request, method: str, route: str, status: int, ms: float) -> None:
+    fields = {"method": method, "route": route, "status": status}
     log.info(
         "%s %s %d %.1f ms (request %s)",
-        fields["method"],
+        method,
         route,
         status,
         ms,

@@ -7,17 +7,20 @@ cutoff): a step row is what makes a redelivered event replay its outcome instead
 twice, and a saga still owed something may need it. What the audit reads (balances, stock,
 bags, reservations, payments, orders) is never pruned, so the audit stays exact.
 
-The step rows are read oldest first by their id, a batch at a time from where the last batch
-ended, so a pass costs a primary-key range however large the table; rows of orders not settled
-yet are passed over and looked at again on the next pass.
+Each table is read oldest first by its id, a batch at a time from where the last batch ended,
+so a pass costs a primary-key range however large the table; rows of orders not settled yet are
+passed over and looked at again on the next pass.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.models import Model
 
 from sagashop.saga.declare import Kept
 from sagashop.saga.steplog import StepLog
@@ -40,43 +43,50 @@ class Retention:
     keep: timedelta
     settled: Settled
     own: Sequence[Kept] = ()
-    _after: int = 0
-    """The id the next batch of step rows starts after; back to 0 once a pass met the cutoff."""
+    _after: dict[type[Model], int] = field(default_factory=dict)
+    """Where each table's next batch starts (after this id); back to 0 once a pass met the
+    cutoff, so that rows passed over (their order not settled yet) are looked at again."""
 
     async def prune(self, now: datetime) -> int:
-        """One batch: what of it is old enough and settled is deleted; how many rows went."""
+        """One batch of each table: what of it is old enough and settled is deleted; how many
+        rows went."""
         before = now - self.keep
-        gone = await self._step_rows(before)
+        records = Kept(self.step_log.records, "handled_at")
+        gone = await self._batch(records, before, ("published", "outcome"), _published)
         letters = self.step_log.dead_letters.letters
         gone += await letters.filter(replayed_at__lt=before).delete()
         for kept in self.own:
-            gone += await self._own_rows(kept, before)
+            gone += await self._batch(kept, before)
         if gone:
             service = self.step_log.service
             log.info("%s: pruned %d rows of orders settled before %s", service, gone, before)
         return gone
 
-    async def _step_rows(self, before: datetime) -> int:
-        records = self.step_log.records
+    async def _batch(
+        self,
+        table: Kept,
+        before: datetime,
+        also: Sequence[str] = (),
+        may_go: Callable[[dict[str, Any]], bool] = lambda _row: True,
+    ) -> int:
+        """The next rows of `table` by id: those older than `before`, that `may_go`, of orders
+        settled before then, deleted."""
+        model = table.model
         head = (
-            await records.filter(id__gt=self._after)
+            await model.filter(id__gt=self._after.get(model, 0))
             .order_by("id")
             .limit(BATCH)
-            .values("id", "order_id", "handled_at", "published", "outcome")
+            .values("id", "order_id", table.dated_by, *also)
         )
-        old = [row for row in head if row["handled_at"] < before]
-        self._after = old[-1]["id"] if len(old) == len(head) and old else 0
-        done = [row for row in old if row["published"] or row["outcome"] is None]
-        ended = set(await self._settled({str(row["order_id"]) for row in done}, before))
+        old = [row for row in head if row[table.dated_by] < before]
+        self._after[model] = old[-1]["id"] if old and len(old) == len(head) else 0
+        done = [row for row in old if may_go(row)]
+        order_ids = sorted({str(row["order_id"]) for row in done})
+        ended = set(await self.settled(order_ids, before)) if order_ids else set()
         doomed = [row["id"] for row in done if str(row["order_id"]) in ended]
-        return await records.filter(id__in=doomed).delete() if doomed else 0
+        return await model.filter(id__in=doomed).delete() if doomed else 0
 
-    async def _own_rows(self, kept: Kept, before: datetime) -> int:
-        dated = {f"{kept.dated_by}__lt": before}
-        rows = await kept.model.filter(**dated).order_by("id").limit(BATCH).values("id", "order_id")
-        ended = set(await self._settled({str(row["order_id"]) for row in rows}, before))
-        doomed = [row["id"] for row in rows if str(row["order_id"]) in ended]
-        return await kept.model.filter(id__in=doomed).delete() if doomed else 0
 
-    async def _settled(self, order_ids: set[str], before: datetime) -> Sequence[str]:
-        return await self.settled(sorted(order_ids), before) if order_ids else []
+def _published(row: dict[str, Any]) -> bool:
+    """A step row whose outcome the relay has put on the bus, or that emitted nothing."""
+    return bool(row["published"]) or row["outcome"] is None

@@ -65,3 +65,21 @@ def test_services_are_named_in_a_list(value: str, expected: tuple[str, ...]) -> 
 def test_bad_settings_are_named(argv: list[str], complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):
         load(argv)
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [("30d", 30 * 86_400.0), ("12h", 43_200.0), ("90m", 5_400.0), ("7200", 7_200.0)],
+)
+def test_retention_is_read_in_days_hours_minutes_or_seconds(given: str, seconds: float) -> None:
+    assert load(["--retain", given]).retain == seconds
+
+
+@pytest.mark.parametrize("given", ["59m", "10", "soon"])
+def test_retention_shorter_than_an_hour_or_unreadable_is_refused(given: str) -> None:
+    with pytest.raises(ValueError, match="--retain"):
+        load(["--retain", given])
+
+
+def test_retention_is_thirty_days_unless_set() -> None:
+    assert load([]).retain == 30 * 86_400.0
