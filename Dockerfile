@@ -13,7 +13,7 @@ WORKDIR /app
 # The package first, so that editing run.py does not reinstall every dependency.
 COPY pyproject.toml README.md ./
 COPY sagashop ./sagashop
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir './[otel]' \
     && mkdir /app/data \
     && chown sagashop:sagashop /app/data
 COPY run.py ./

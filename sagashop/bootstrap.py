@@ -13,10 +13,11 @@ import os
 import socket
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -27,13 +28,13 @@ from sagashop.actors.order import Deadlines
 from sagashop.actors.payment import PaymentMock
 from sagashop.config import Settings
 from sagashop.credentials import check_redis
-from sagashop.errors import NotFound
+from sagashop.errors import Conflict, NotFound, Unavailable
 from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics, Sagas
 from sagashop.monitor import StepFeed
 from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog
-from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, ServiceActor
+from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, Pause, ServiceActor
 from sagashop.saga.declare import Handler
 from sagashop.saga.loop import LoopBridge
 from sagashop.saga.observers import Observers, StepLines
@@ -42,8 +43,10 @@ from sagashop.saga.retention import PRUNE_EVERY, Retention
 from sagashop.saga.retry import RetryPolicy
 from sagashop.saga.watch import StepWatch
 from sagashop.store import Store
+from sagashop.store.backup import copy_sqlite
 from sagashop.store.errors import StoreUnavailable, translated
 from sagashop.store.facts import snapshot
+from sagashop.tracing import Tracing
 from sagashop.transport import Channels, DeliveryClaims, event_transport
 from sagashop.transport.faults import FaultInjection, Faults
 from sagashop.transport.protocol import Done
@@ -52,6 +55,9 @@ from sagashop.transport.signing import Signer, keys_for
 from sagashop.vitals import LoopLag
 
 log = logging.getLogger(__name__)
+
+PAUSE_WITHIN = 60.0
+"""Seconds the actors wait for a backup's copy at most (then they go on, and it is refused)."""
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,18 @@ class Node:
     and the databases of its services. `ask` reaches a service wherever it runs.
 
     `catalogue` is every service of the system, here or elsewhere (the six in `sagashop.actors`
-    unless a test declares others); `settings.services` names those this process runs."""
+    unless a test declares others); `settings.services` names those this process runs.
+    `tracing`: spans, when on (`sagashop.tracing.from_environment`, or a test's own)."""
 
     def __init__(
-        self, settings: Settings, redis: Redis, catalogue: Sequence[Service] = SERVICES
+        self,
+        settings: Settings,
+        redis: Redis,
+        catalogue: Sequence[Service] = SERVICES,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.tracing = tracing
         self.redis = redis
         self.catalogue = {service.name: service for service in catalogue}
         self.id = f"{socket.gethostname()}-{os.getpid()}-{new_id()[:8]}"
@@ -170,6 +182,7 @@ class Node:
             observers,
             declared.tables,
             self.store.databases[name],
+            self.tracing,
         )
         deps = Dependencies(
             self.ask, step_log, watch, self.payments, self.deadlines, self.metrics.sagas
@@ -235,6 +248,42 @@ class Node:
                 log.warning("%s: the database is unreachable (%s)", what, error)
             except Exception:
                 log.exception("%s failed", what)
+
+    async def backup(self) -> tuple[Path, list[Path]]:
+        """A consistent copy of every service's SQLite file, online: each actor here finishes
+        its batch and waits, the files are copied, the actors go on. With no step taken during
+        the copy, every effect in one file has its cause in another (the saga's order); the
+        events in flight at the moment are in flight after a restore too, and the outbox and
+        the sweep deliver them. The directory (under the data directory's `backups/`) and
+        the copies."""
+        files = self._backup_files()
+        to = self.settings.data_dir / "backups" / datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        resume = threading.Event()
+        loop = asyncio.get_running_loop()
+        parked = [loop.create_future() for _ in self.actors]
+        started = loop.time()
+        try:
+            for actor, future in zip(self.actors.values(), parked, strict=True):
+                actor.tell(Pause(future, resume, PAUSE_WITHIN))
+            await _paused(parked)
+            copies = await asyncio.to_thread(copy_sqlite, files, to)
+        finally:
+            resume.set()
+        if loop.time() - started >= PAUSE_WITHIN:
+            raise Unavailable("the copy took longer than the services may pause; try again")
+        return to, copies
+
+    def _backup_files(self) -> dict[str, str]:
+        """The SQLite files a backup copies, if this process alone holds every service's."""
+        if set(self.services) != set(self.catalogue):
+            raise Conflict(
+                "an online backup pauses every service: run it on a process that runs them all "
+                "(with services split over processes, keep them on PostgreSQL and use pg_dump)"
+            )
+        files = {name: db.sqlite_file for name, db in self.store.databases.items()}
+        if None in files.values():
+            raise Conflict("the services' tables are not in SQLite files: use pg_dump")
+        return {name: path for name, path in files.items() if path is not None}
 
     async def stop(self) -> None:
         """Stop taking work, finish what is queued, publish what it emitted, then close.
@@ -320,6 +369,8 @@ class Node:
         raise NotFound(f"the {service} service has no request {request!r}")
 
     def _receive(self, service: str, events: list[Event], done: Done | None) -> None:
+        if self.tracing is not None:
+            events = self.tracing.received(service, events, self.settings.bus)
         self.actors[service].tell(HandleEvents(tuple(events), done))
         self.metrics.received.count(events)
 
@@ -333,28 +384,38 @@ class Node:
         """Tell each service here its events as one batch (under the bus's faults, which lose
         or double some on purpose in chaos runs); `taken` once every one of them has taken its
         own. False if one of them has stopped (the node is stopping): then none is told."""
-        batches: dict[str, list[Event]] = {}
-        for event, copies in zip(events, self.events.copies(events), strict=True):
-            for name in self._consumers[event.name]:
-                batches.setdefault(name, []).extend([event] * copies)
-        actors = {name: self.actors[name] for name in batches}
-        if not all(actor.is_alive() for actor in actors.values()):
-            return False
-        countdown = Countdown(len(batches), taken)
-        for name, batch in batches.items():
-            try:
-                actors[name].tell(HandleEvents(tuple(batch), countdown.one_done))
-            except pykka.ActorDeadError:
-                return False  # what was told is taken, and will be again: the steps replay
-            self.metrics.handed_over.count(batch)
-            self.metrics.taken_over.count(batch)
-        return True
+        with self._publishing(events, "local") as outgoing:
+            batches: dict[str, list[Event]] = {}
+            for event, copies in zip(outgoing, self.events.copies(outgoing), strict=True):
+                for name in self._consumers[event.name]:
+                    batches.setdefault(name, []).extend([event] * copies)
+            actors = {name: self.actors[name] for name in batches}
+            if not all(actor.is_alive() for actor in actors.values()):
+                return False
+            countdown = Countdown(len(batches), taken)
+            for name, batch in batches.items():
+                try:
+                    actors[name].tell(HandleEvents(tuple(batch), countdown.one_done))
+                except pykka.ActorDeadError:
+                    return False  # what was told is taken, and will be again: the steps replay
+                self.metrics.handed_over.count(batch)
+                self.metrics.taken_over.count(batch)
+            return True
 
     async def _publish(self, events: Sequence[Event]) -> list[int]:
         """The relay's way onto the bus, counting what went out."""
-        receivers = await self.events.publish(events)
+        with self._publishing(events, self.settings.bus) as outgoing:
+            receivers = await self.events.publish(outgoing)
         self.metrics.published.count(events)
         return receivers
+
+    def _publishing(
+        self, events: Sequence[Event], system: str
+    ) -> AbstractContextManager[Sequence[Event]]:
+        """The events as they go out: with tracing on, each stamped with its publish span."""
+        if self.tracing is None:
+            return nullcontext(events)
+        return self.tracing.publishing(events, system)
 
 
 def store_for(settings: Settings, services: Sequence[Service]) -> Store:
@@ -388,6 +449,14 @@ async def _in_snapshot(service: str, query: Handler, args: dict[str, Any]) -> An
         return await query(**args)
 
 
+async def _paused(parked: Sequence[asyncio.Future[None]]) -> None:
+    try:
+        async with asyncio.timeout(PAUSE_WITHIN / 2):
+            await asyncio.gather(*parked)
+    except TimeoutError:
+        raise Unavailable("the services did not pause in time (a long batch?); try again") from None
+
+
 CANCEL_LOOKS_EVERY = 0.5
 
 
@@ -404,7 +473,7 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 
 @asynccontextmanager
 async def running_node(
-    settings: Settings, catalogue: Sequence[Service] = SERVICES
+    settings: Settings, catalogue: Sequence[Service] = SERVICES, tracing: Tracing | None = None
 ) -> AsyncIterator[Node]:
     """A started node, stopped (drained) on the way out."""
     if settings.redis_url is None:
@@ -415,7 +484,7 @@ async def running_node(
         encoding_errors="surrogateescape",  # bytes that are not UTF-8 reach the signer intact
         health_check_interval=10,
     )
-    node = Node(settings, redis, catalogue)
+    node = Node(settings, redis, catalogue, tracing)
     try:
         await check_redis(redis, settings.redis_url)
         await node.start()

@@ -6,6 +6,7 @@ call `main`.
     python run.py --processes auto       the services dealt over one process per core, one port
     python run.py audit [--url URL]      check the books of a running system; exit 1 if off
     python run.py dead-letters list|replay ID|replay --all [--service S] [--url URL]
+    python run.py backup [--url URL]     a consistent copy of the SQLite files, while it runs
     python run.py chaos                  purchases under faults, ending with the audit
     python run.py bench                  purchases through the front door, then the figures
     python run.py token --user ID        a bearer token for a player (--operator: an operator's)
@@ -37,6 +38,7 @@ import sagashop.audit as audit
 import sagashop.config as config
 import sagashop.remote as remote
 import sagashop.tokens as tokens
+import sagashop.tracing as tracing
 from sagashop.actors import SERVICE_NAMES, SERVICES
 from sagashop.bench import run as bench
 from sagashop.bootstrap import running_node, store_for
@@ -49,6 +51,7 @@ from sagashop.logs import configure_logging
 from sagashop.store import Store
 from sagashop.store.schema import SchemaError, detect_changes, format_migration_name
 from sagashop.supervisor import supervise
+from sagashop.tracing import TracingMisconfigured
 from sagashop.transport.signing import NoBusKeys, keys_for
 
 log = logging.getLogger("sagashop")
@@ -57,15 +60,20 @@ log = logging.getLogger("sagashop")
 def serve(settings: config.Settings, _args: argparse.Namespace) -> int:
     if settings.processes > 1:
         return supervise(settings)
-    web.run_app(
-        create_app(settings),
-        loop=new_event_loop(),
-        host=settings.host,
-        port=settings.port,
-        reuse_port=settings.reuse_port or None,
-        print=lambda text: log.info("%s", " ".join(text.replace("=", "").split())),
-        access_log=None,  # sagashop.http.requestlog writes one line per request
-    )
+    spans = tracing.from_environment()
+    try:
+        web.run_app(
+            create_app(settings, tracing=spans),
+            loop=new_event_loop(),
+            host=settings.host,
+            port=settings.port,
+            reuse_port=settings.reuse_port or None,
+            print=lambda text: log.info("%s", " ".join(text.replace("=", "").split())),
+            access_log=None,  # sagashop.http.requestlog writes one line per request
+        )
+    finally:
+        if spans is not None:
+            spans.shutdown()
     return 0
 
 
@@ -113,12 +121,29 @@ def add_dead_letter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("letter", nargs="?", help="replay: the letter's id, e.g. item-3")
     parser.add_argument("--all", action="store_true", help="replay: every letter not replayed yet")
     parser.add_argument("--service", choices=SERVICE_NAMES, help="only this service's letters")
+    add_front_door_argument(parser)
+
+
+def add_front_door_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         default="http://127.0.0.1:3000",
         help=f"the front door (http://127.0.0.1:3000); an operator's token in "
         f"{remote.TOKEN_VARIABLE} when its auth is on",
     )
+
+
+def back_up(_settings: config.Settings, args: argparse.Namespace) -> int:
+    """Have the running system copy its SQLite files, consistently, without stopping; print
+    where. Exit 2, saying why, if it cannot (not SQLite, services split, not reachable)."""
+    try:
+        taken = asyncio.run(remote.FrontDoor(args.url).call("POST", "/backups"))
+    except remote.RemoteError as error:
+        print(f"backup: {error}", file=sys.stderr)
+        return 2
+    print(f"backed up in {taken['tookMs']:.0f} ms to {taken['path']} (on the server):")
+    print("\n".join(f"  {copy}" for copy in taken["files"]))
+    return 0
 
 
 def dead_letters(_settings: config.Settings, args: argparse.Namespace) -> int:
@@ -268,6 +293,7 @@ COMMANDS = {
     "dead-letters": Command(
         dead_letters, add_dead_letter_arguments, needs_redis=False, settings=LOGS
     ),
+    "backup": Command(back_up, add_front_door_argument, needs_redis=False, settings=LOGS),
 }
 
 
@@ -333,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with redis_for(settings) as settings:
             return command.run(settings, args)
-    except (NoRedisServer, RedisRefused, NoBusKeys, SchemaError) as error:
+    except (NoRedisServer, RedisRefused, NoBusKeys, SchemaError, TracingMisconfigured) as error:
         log.error("%s", error)
         return 1
 

@@ -121,6 +121,9 @@ class Event:
     request_id: str | None = None
     """The HTTP request that started the purchase (`X-Request-Id`), carried by every event of
     its saga, so that each step's log line names it. Optional: events of before have none."""
+    traceparent: str | None = None
+    """The W3C `traceparent` of the last span that touched the event, when tracing is on (see
+    `sagashop.tracing`); absent from the wire and the outbox when it is off."""
 
     def follow(self, name: EventName, reason: str | None = None) -> Event:
         """The event this one causes: the same purchase, a new identity, the reason carried on.
@@ -138,11 +141,31 @@ class Event:
             utc_now(),
             self.version,
             self.request_id,
+            self.traceparent,
+        )
+
+    def traced(self, traceparent: str) -> Event:
+        """The same event, as the span named by `traceparent` passes it on."""
+        return Event(
+            self.name,
+            self.order_id,
+            self.user_id,
+            self.item_id,
+            self.quantity,
+            self.amount,
+            self.reason,
+            self.event_id,
+            self.causation_id,
+            self.occurred_at,
+            self.version,
+            self.request_id,
+            traceparent,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Its fields, as `dataclasses.asdict` gives them, without its deep copy of each."""
-        return {
+        """Its fields, as `dataclasses.asdict` gives them, without its deep copy of each (and
+        without a `traceparent` it has not)."""
+        fields = {
             "name": self.name,
             "order_id": self.order_id,
             "user_id": self.user_id,
@@ -156,6 +179,9 @@ class Event:
             "version": self.version,
             "request_id": self.request_id,
         }
+        if self.traceparent is not None:
+            fields["traceparent"] = self.traceparent
+        return fields
 
     @classmethod
     def from_dict(cls, data: Any) -> Event:
@@ -178,6 +204,7 @@ class Event:
                 occurred_at=_moment(data, "occurred_at"),
                 version=_integer(data, "version"),
                 request_id=_optional_request_id(data),
+                traceparent=optional_traceparent(data.get("traceparent")),
             )
         except KeyError as missing:
             raise MalformedEvent(f"event field {missing} is missing") from None
@@ -231,6 +258,19 @@ def _optional_request_id(data: dict[str, Any]) -> str | None:
         return None
     if not isinstance(value, str) or not REQUEST_ID.fullmatch(value):
         raise ValueError("event field 'request_id' must be 1 to 128 of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+TRACEPARENT = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+"""A W3C `traceparent` of version 00, with a trace id and a span id that are not all zeros."""
+
+
+def optional_traceparent(value: Any) -> str | None:
+    """A `traceparent` from outside (an event, a command's arguments), checked."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TRACEPARENT.fullmatch(value):
+        raise ValueError("event field 'traceparent' must be a W3C traceparent (00-…-…-..)")
     return value
 
 

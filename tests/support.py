@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -22,6 +23,7 @@ from sagashop.config import Settings
 from sagashop.http import NODE, create_app
 from sagashop.names import Request
 from sagashop.saga import Service
+from sagashop.tracing import Tracing
 from sagashop.transport import TRANSPORTS
 from sagashop.transport.signing import BusKeys
 
@@ -137,10 +139,10 @@ async def database(backend: str) -> AsyncIterator[str | None]:
 
 @asynccontextmanager
 async def started_shop(
-    settings: Settings, catalogue: Sequence[Service] = SERVICES
+    settings: Settings, catalogue: Sequence[Service] = SERVICES, tracing: Tracing | None = None
 ) -> AsyncIterator[Shop]:
     """The real system, started in this process by the same factory `run.py` uses."""
-    app = create_app(settings, catalogue)
+    app = create_app(settings, catalogue, tracing)
     async with TestServer(app) as server, TestClient(server) as client:
         yield Shop(client, app[NODE])
 
@@ -299,3 +301,18 @@ class Ledger:
             "stock": dict(zip(items, stocks, strict=True)),
             "bags": dict(zip(users, bags, strict=True)),
         }
+
+
+async def run_command(*argv: str, cwd: Path) -> tuple[int, str]:
+    """`run.py` in a process of its own, in a directory where nothing of the system's is."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sagashop",
+        *argv,
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    printed, _ = await child.communicate()
+    return await child.wait(), printed.decode()

@@ -32,7 +32,7 @@ from typing import Any, Protocol, TypedDict
 from tortoise.expressions import RawSQL
 
 from sagashop.errors import Conflict, InvalidRequest, NotFound
-from sagashop.events import REQUEST_ID, Event, EventName, refused_by
+from sagashop.events import REQUEST_ID, TRACEPARENT, Event, EventName, refused_by
 from sagashop.metrics import Sagas
 from sagashop.names import Request, ServiceName
 from sagashop.saga import Service, StepLog, retention, step
@@ -163,7 +163,11 @@ class _Opening:
     def opened(self, outcome: Event | None) -> bool:
         """Whether this call opened the order (its step emitted this call's event), rather
         than finding it placed before."""
-        return self.row is not None and outcome is self.created
+        return (
+            self.row is not None
+            and outcome is not None
+            and outcome.event_id == self.created.event_id
+        )
 
 
 def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Opening:
@@ -175,6 +179,7 @@ def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Ope
         quantity=order["quantity"],
         amount=price * order["quantity"],
         request_id=_request_id(order.get("request_id")),
+        traceparent=_traceparent(order.get("traceparent")),
     )
     return _Opening(created, price, deadlines)
 
@@ -182,6 +187,11 @@ def _opening(order: Mapping[str, Any], price: int, deadlines: Deadlines) -> _Ope
 def _request_id(given: Any) -> str | None:
     """The id of the HTTP request that placed the order, when it is one an event may carry."""
     return given if isinstance(given, str) and REQUEST_ID.fullmatch(given) else None
+
+
+def _traceparent(given: Any) -> str | None:
+    """The span of the HTTP request that placed the order, when tracing is on."""
+    return given if isinstance(given, str) and TRACEPARENT.fullmatch(given) else None
 
 
 def _opened(opening: _Opening, sagas: Sagas) -> dict[str, Any]:

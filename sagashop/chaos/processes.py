@@ -36,6 +36,10 @@ class Child:
     log_path: Path
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    module: str = "sagashop"
+    """What it runs (`python -m MODULE`), given the settings as flags."""
+    environment: dict[str, str] = field(default_factory=dict)
+    """Variables of its own, beside those every process of the system gets."""
 
     @property
     def url(self) -> str:
@@ -43,10 +47,11 @@ class Child:
 
     def argv(self) -> list[str]:
         mine = replace(self.settings, services=parse_services(self.services), port=self.port)
-        return [sys.executable, "-m", "sagashop", *to_flags(mine)]
+        return [sys.executable, "-m", self.module, *to_flags(mine)]
 
     async def start(self) -> None:
         env = child_environment(self.settings, os.environ) | {"PYTHONUNBUFFERED": "1"}
+        env |= self.environment
         with self.log_path.open("ab") as out:
             self.process = await asyncio.create_subprocess_exec(
                 *self.argv(), stdout=out, stderr=asyncio.subprocess.STDOUT, env=env

@@ -21,6 +21,7 @@ from sagashop.http.openapi import add_docs
 from sagashop.http.requestlog import add_request_log
 from sagashop.http.views import routes
 from sagashop.saga import Service
+from sagashop.tracing import Tracing
 
 MAX_BODY_BYTES = 16 * 1024
 LINGER = 2.0
@@ -29,8 +30,11 @@ is drained before the connection closes; aiohttp's 10 would let a slow client ho
 408 as long again as the body timeout."""
 
 
-def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> web.Application:
-    """The front door of a node started with `settings` (and, in tests, other services)."""
+def create_app(
+    settings: Settings, catalogue: Sequence[Service] = SERVICES, tracing: Tracing | None = None
+) -> web.Application:
+    """The front door of a node started with `settings` (and, in tests, other services;
+    `tracing`: spans, when on)."""
     app = web.Application(
         middlewares=[json_errors, rate_limited],
         client_max_size=MAX_BODY_BYTES,
@@ -40,7 +44,7 @@ def create_app(settings: Settings, catalogue: Sequence[Service] = SERVICES) -> w
     )
 
     async def node_lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with running_node(settings, catalogue) as node:
+        async with running_node(settings, catalogue, tracing) as node:
             app[NODE] = node
             yield
 

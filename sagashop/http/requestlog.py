@@ -3,7 +3,8 @@ and the HTTP metrics (`HttpMetrics`: by route, method and status, the time taken
 being answered). The request's id is the `X-Request-Id` a client or proxy sent, when it is one a
 log line can carry, else a new one; given back on the answer, and carried by every event of a
 purchase it starts (`Event.request_id`), so that the step lines of that purchase name it
-(`--log-steps on`)."""
+(`--log-steps on`). With tracing on, each request is a span too, and the purchase it starts is
+that span's child (`sagashop.tracing`)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,16 @@ log = logging.getLogger("sagashop.http")
 HEADER = "X-Request-Id"
 ID = web.RequestKey("request_id", str)
 """Where a request keeps its id (`request[ID]`)."""
+TRACEPARENT = web.RequestKey("traceparent", str)
+"""Where a request keeps its span's `traceparent`, when tracing is on."""
 
 
 def request_id_of(request: web.Request) -> str:
     return request[ID]
+
+
+def traceparent_of(request: web.Request) -> str | None:
+    return request.get(TRACEPARENT)
 
 
 @web.middleware
@@ -33,7 +40,12 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     """First in line, so that it sees the answer every other middleware made."""
     given = request.headers.get(HEADER, "")
     request[ID] = given if given and REQUEST_ID.fullmatch(given) else os.urandom(16).hex()
-    http = request.app[NODE].metrics.http
+    node = request.app[NODE]
+    route, method = _route(request), _method(request)
+    span = None if node.tracing is None else node.tracing.serving(method, route, request.headers)
+    if span is not None:
+        request[TRACEPARENT] = span.traceparent
+    http = node.metrics.http
     http.in_flight.inc()
     started = time.perf_counter()
     status = 500
@@ -47,8 +59,9 @@ async def request_log(request: web.Request, handler: Handler) -> web.StreamRespo
     finally:
         http.in_flight.dec()
         seconds = time.perf_counter() - started
-        route, method = _route(request), _method(request)
         http.observe(route, method, status, seconds)
+        if span is not None:
+            span.answered(status)
         if log.isEnabledFor(logging.INFO):
             _log_line(request, method, route, status, seconds * 1000)
 

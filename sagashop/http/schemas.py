@@ -224,6 +224,14 @@ class Replayed(Answer):
     orderId: UUID
 
 
+class Backup(Answer):
+    """A consistent copy of every service's SQLite file, taken online (README, "Backup")."""
+
+    path: str = Field(description="the directory of the copies, on the server")
+    files: list[str] = Field(description="the copies, one per service")
+    tookMs: float = Field(description="milliseconds it took (the services paused as long)")
+
+
 class AuditReport(Answer):
     """The conservation checks: ok, what was counted, and every violation."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from itertools import chain
 from typing import Any
 
@@ -47,7 +48,7 @@ from sagashop.http.pages import (
     page_asked,
     with_cursor,
 )
-from sagashop.http.requestlog import request_id_of
+from sagashop.http.requestlog import request_id_of, traceparent_of
 from sagashop.names import Request, ServiceName
 from sagashop.vitals import memory
 
@@ -181,6 +182,7 @@ async def place_order(request: web.Request) -> web.Response:
         item_id=str(body.itemId),
         quantity=body.quantity,
         request_id=request_id_of(request),
+        traceparent=traceparent_of(request),
     )
     return web.json_response(order, status=201)
 
@@ -371,6 +373,23 @@ async def run_audit(request: web.Request) -> web.Response:
         return (await asyncio.to_thread(audit.check, facts)).to_dict()
 
     return web.json_response(await request.app[AUDIT_REPORTS].get(report))
+
+
+@routes.post("/backups")
+@documented(
+    "Back up every service's SQLite file, online",
+    responses={201: schemas.Backup, 409: ErrorBody, **UNAVAILABLE},
+)
+@allow(OPERATOR)
+async def take_backup(request: web.Request) -> web.Response:
+    """Pause every service between two batches, copy each SQLite file (SQLite's `.backup`),
+    and go on: one consistent cut across the services, in `backups/` under the data directory.
+    409 when the services are not all in this process or not on SQLite (use `pg_dump`)."""
+    started = time.perf_counter()
+    to, copies = await request.app[NODE].backup()
+    took = round((time.perf_counter() - started) * 1000, 1)
+    body = {"path": str(to), "files": [str(copy) for copy in copies], "tookMs": took}
+    return web.json_response(body, status=201)
 
 
 @routes.get("/healthz")

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -70,6 +71,16 @@ class Drain:
     """Answered once everything queued before it has been handled."""
 
     reply: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Take what is held back, say so on `parked`, then take nothing more until `resume` is set,
+    or `within` seconds have passed: a pause nobody ends must not stop the service for good."""
+
+    parked: asyncio.Future[None]
+    resume: threading.Event
+    within: float
 
 
 class Mailbox(queue.Queue[Any]):
@@ -206,6 +217,11 @@ class ServiceActor(pykka.ThreadingActor):
             case Drain(reply):
                 self._take_batch(self._mailbox.release())
                 self.loop.settle(reply, lambda: None)
+            case Pause(parked, resume, within):
+                self._take_batch(self._mailbox.release())
+                self.loop.settle(parked, lambda: None)
+                if not resume.wait(within):
+                    self.log.warning("paused %.0fs and not resumed: taking steps again", within)
             case _:
                 self.log.warning("unknown message %r", message)
 

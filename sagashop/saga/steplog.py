@@ -17,7 +17,7 @@ gives up on are kept by `DeadLetters`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
@@ -31,6 +31,7 @@ from sagashop.store.batch import Database, Script, Sql
 from sagashop.store.book import Book, Keyed, canonical_uuid
 from sagashop.store.errors import store_errors, store_errors_here
 from sagashop.store.journal import DeadLetter, StepRecord
+from sagashop.tracing import StepSpan, Tracing
 
 Decide = Callable[[Book], Event | None]
 """What a step does, on the batch's rows: the event it emits, if any."""
@@ -84,6 +85,7 @@ class StepLog:
         observers: Observer,
         tables: Sequence[Keyed] = (),
         database: Database | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.service = service
         self.records = records
@@ -94,6 +96,8 @@ class StepLog:
         """What the service's steps read and write (see `Book`)."""
         self.database = database or Database(service)
         """The service's cheap reads, and batches taken on its actor's thread."""
+        self.tracing = tracing
+        """A span per step, when tracing is on (see `sagashop.tracing`)."""
         self._steps = Keyed(records, by=("order_id",), key=("order_id",))
 
     async def run(self, chosen: Step, event: Event) -> Event | None:
@@ -114,10 +118,14 @@ class StepLog:
         """`run_all` on the calling thread (where `database.here`: a SQLite file), with no
         hand-off; what follows the commit (publishing, waking readers) is handed to `later`,
         which runs it on the loop."""
-        claims = _claims(steps)
-        with store_errors_here():
-            taken = self.database.run_here(lambda sql: self._batch(sql, claims))
-        later(lambda: self._after(claims, taken))
+        claims, spans = self._traced(_claims(steps))
+        try:
+            with store_errors_here():
+                taken = self.database.run_here(lambda sql: self._batch(sql, claims))
+        except BaseException as error:
+            self._rolled_back(spans, error)
+            raise
+        later(lambda: self._after(claims, taken, spans))
         return [taken.outcomes[claim.key] for claim in claims]
 
     async def record(
@@ -153,6 +161,9 @@ class StepLog:
                 failed=True,
                 request_id=event.request_id,
             )
+            if self.tracing is not None:
+                (span,) = self.tracing.steps(self.service, [(chosen.name, event)])
+                span.taken(None, fresh=False, gave_up=True)
             self.observers.committed(Committed(self, (seen,)))
             return None
         reason = f"{self.service} failed: internal error ({text})"[:250]
@@ -162,15 +173,46 @@ class StepLog:
         return outcome
 
     async def _take(self, claims: Sequence[_Claim]) -> list[Event | None]:
-        async with store_errors():
-            taken = await batch.run(self.service, lambda sql: self._batch(sql, claims))
-        self._after(claims, taken)
+        claims, spans = self._traced(claims)
+        try:
+            async with store_errors():
+                taken = await batch.run(self.service, lambda sql: self._batch(sql, claims))
+        except BaseException as error:
+            self._rolled_back(spans, error)
+            raise
+        self._after(claims, taken, spans)
         return [taken.outcomes[claim.key] for claim in claims]
 
-    def _after(self, claims: Sequence[_Claim], taken: _Taken) -> None:
+    def _after(
+        self, claims: Sequence[_Claim], taken: _Taken, spans: Sequence[StepSpan] | None
+    ) -> None:
         """Once the batch committed: what its steps asked for, then the observers."""
         taken.book.committed()
-        self.observers.committed(Committed(self, tuple(_seen(claims, taken))))
+        seen = tuple(_seen(claims, taken))
+        if spans is not None:
+            for step, span in zip(seen, spans, strict=True):
+                span.taken(step.outcome, step.fresh, step.failed)
+        self.observers.committed(Committed(self, seen))
+
+    def _traced(
+        self, claims: Sequence[_Claim]
+    ) -> tuple[Sequence[_Claim], Sequence[StepSpan] | None]:
+        """With tracing on, a span for each claim, whose outcome is stamped with it."""
+        if self.tracing is None:
+            return claims, None
+        spans = self.tracing.steps(self.service, [(claim.step, claim.event) for claim in claims])
+        stamped = [
+            claim
+            if span.traceparent is None
+            else replace(claim, decide=_stamping(claim.decide, span.traceparent))
+            for claim, span in zip(claims, spans, strict=True)
+        ]
+        return stamped, spans
+
+    @staticmethod
+    def _rolled_back(spans: Sequence[StepSpan] | None, error: BaseException) -> None:
+        for span in spans or ():
+            span.rolled_back(error)
 
     def _batch(self, sql: Sql, claims: Sequence[_Claim]) -> Script[_Taken]:
         """The transaction (see the module's docstring)."""
@@ -284,6 +326,16 @@ def _claims(steps: Sequence[tuple[Step, Event]]) -> list[_Claim]:
 
 def _deciding(chosen: Step, event: Event) -> Decide:
     return lambda book: chosen.run(event, book)
+
+
+def _stamping(decide: Decide, traceparent: str) -> Decide:
+    """`decide`, its outcome passed on by the step's span."""
+
+    def stamped(book: Book) -> Event | None:
+        outcome = decide(book)
+        return None if outcome is None else outcome.traced(traceparent)
+
+    return stamped
 
 
 def _decided(service: str, claim: _Claim, book: Book) -> Event | None:

@@ -107,6 +107,11 @@ class Database:
     def here(self) -> bool:
         return self._file is not None
 
+    @property
+    def sqlite_file(self) -> str | None:
+        """The service's SQLite file, if that is where its tables are."""
+        return self._file
+
     async def lookup(
         self, table: Keyed, key: Key, columns: tuple[str, ...] | None = None
     ) -> dict[str, Any] | None:

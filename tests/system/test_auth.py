@@ -224,6 +224,7 @@ OPERATOR_ROUTES = {
     ("GET", "/dead-letters"),
     ("POST", "/dead-letters/{letter_id}/replay"),
     ("GET", "/audit"),
+    ("POST", "/backups"),
     ("GET", "/health"),
     ("GET", "/metrics"),
     ("GET", "/monitor/events"),

@@ -4,9 +4,7 @@ what came before is undone. Once the bug is fixed, the dead letter can be replay
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
@@ -28,6 +26,7 @@ from tests.support import (
     emitted,
     eventually,
     make_settings,
+    run_command,
     started_shop,
     states,
 )
@@ -179,21 +178,6 @@ async def test_an_unknown_dead_letter_is_a_404(buggy_shop: Shop, bad: str) -> No
 async def test_replaying_a_dead_letter_that_does_not_exist_is_a_404(buggy_shop: Shop) -> None:
     status, body = await buggy_shop.call("POST", "/dead-letters/item-999999/replay")
     assert (status, body["error"]["code"]) == (404, "not_found")
-
-
-async def run_command(*argv: str, cwd: Path) -> tuple[int, str]:
-    """`run.py` in a process of its own, in a directory where nothing of the system's is."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "sagashop",
-        *argv,
-        cwd=cwd,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    printed, _ = await child.communicate()
-    return await child.wait(), printed.decode()
 
 
 async def test_the_command_line_lists_the_dead_letters_and_replays_them_all(

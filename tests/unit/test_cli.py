@@ -37,6 +37,7 @@ def test_the_version_is_said(capsys: pytest.CaptureFixture[str]) -> None:
         ("migrate", []),
         ("makemigrations", []),
         ("dead-letters", ["list"]),
+        ("backup", []),
     ],
 )
 def test_a_command_shows_and_takes_only_its_own_flags(

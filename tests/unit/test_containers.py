@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import sagashop.tracing as tracing
 from sagashop import cli, config
 from sagashop.actors import SERVICE_NAMES
 from tests.compose import (
@@ -162,6 +163,7 @@ def test_every_container_shares_one_redis_one_database_and_one_bus() -> None:
 def test_the_environment_names_only_settings_run_py_knows() -> None:
     known = set(re.findall(r"\[([A-Z_]+)\]", run_py_parser().format_help()))
     known |= {f"DATABASE_URL_{name.upper()}" for name in SERVICE_NAMES}
+    known |= set(tracing.ENDPOINT_VARIABLES)  # the standard OTEL_* ones sagashop.tracing reads
     for name, container in shop_containers().items():
         assert set(container["environment"]) <= known, name
 

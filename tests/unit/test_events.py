@@ -49,6 +49,12 @@ def test_a_following_event_carries_the_purchase_and_its_cause() -> None:
         ({"request_id": "x\r\nforged: line"}, "request_id"),
         ({"request_id": "r" * 129}, "request_id"),
         ({"request_id": 42}, "request_id"),
+        ({"traceparent": "00-" + "0" * 32 + "-b7ad6b7169203331-01"}, "traceparent"),
+        ({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-" + "0" * 16 + "-01"}, "traceparent"),
+        ({"traceparent": "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, "traceparent"),
+        ({"traceparent": "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"}, "traceparent"),
+        ({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\n"}, "trace"),
+        ({"traceparent": ["00"]}, "traceparent"),
     ],
 )
 def test_anything_off_contract_is_refused(change: dict[str, object], complaint: str) -> None:
@@ -77,3 +83,14 @@ def test_the_request_id_is_carried_down_the_saga_and_optional_on_the_wire() -> N
     older = CREATED.to_dict()
     del older["request_id"]
     assert Event.from_dict(older) == CREATED
+
+
+def test_a_traceparent_is_passed_on_and_absent_from_the_wire_when_tracing_is_off() -> None:
+    """With tracing off the wire and the outbox are as before; on, the step's span is carried
+    to what follows, and an event keeps its identity as each span passes it on."""
+    assert "traceparent" not in CREATED.to_dict()
+    span = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    traced = CREATED.traced(span)
+    assert (traced.event_id, traced.traceparent) == (CREATED.event_id, span)
+    assert traced.follow(EventName.BALANCE_RESERVED).traceparent == span
+    assert decode(encode(traced)) == traced

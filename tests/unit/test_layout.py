@@ -71,7 +71,7 @@ def test_only_the_store_knows_the_database_drivers() -> None:
             for node in ast.walk(tree)
         )
     )
-    assert knowing == ["sagashop.store.batch", "sagashop.store.errors"]
+    assert knowing == ["sagashop.store.backup", "sagashop.store.batch", "sagashop.store.errors"]
 
 
 def test_the_saga_runtime_knows_neither_the_monitor_nor_the_front_door() -> None:
