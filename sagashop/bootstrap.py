@@ -33,6 +33,7 @@ from sagashop.events import Event, EventName, new_id
 from sagashop.metrics import Metrics, Sagas
 from sagashop.monitor import StepFeed
 from sagashop.names import Request, ServiceName
+from sagashop.private import private_tree
 from sagashop.saga import Service, StepLog
 from sagashop.saga.actor import Call, Drain, HandleEvents, Mailbox, Pause, ServiceActor
 from sagashop.saga.declare import Handler
@@ -112,7 +113,7 @@ class Node:
         )
         self.rpc = RequestReply(redis, channels, self.id, DeliveryClaims(redis), self.signer)
         self.relay = Relay(self._publish, self)
-        self.feed = StepFeed(redis, channels.monitor(), self.id)
+        self.feed = StepFeed(redis, channels.monitor(), self.id, self.signer)
         self._step_lines = [StepLines()] if settings.log_steps else []
         self.store = store_for(settings, [self.catalogue[name] for name in settings.services])
         self.payments = PaymentMock(
@@ -146,6 +147,8 @@ class Node:
 
     async def start(self) -> None:
         self._loop = LoopBridge(asyncio.get_running_loop(), self.store.context)
+        if self.settings.data_dir.is_dir():
+            private_tree(self.settings.data_dir)
         if self.settings.services:
             await self.loop.spawn(self.store.open(self.settings.migrate))
         for name in self.settings.services:

@@ -25,8 +25,15 @@ from pathlib import Path
 import redis
 
 from sagashop.errors import SagashopError
+from sagashop.private import private_directory, private_file
 
 log = logging.getLogger(__name__)
+
+LOG_FILE = "redis.log"
+PROTO_MAX_BULK_LEN = "1mb"
+"""The longest string a command may carry: Redis' least (its default is 512mb)."""
+PUBSUB_BUFFER_LIMIT = ("pubsub", "256mb", "64mb", "30")
+"""Hard limit, soft limit and the seconds a subscriber may stay past the soft one."""
 
 START_TIMEOUT = 10.0
 MAX_SOCKET_PATH = 100  # unix socket paths are limited to about 107 bytes
@@ -59,8 +66,7 @@ class EmbeddedRedis:
     on the same socket (the chaos run restarts it)."""
 
     def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir = data_dir.resolve()
+        self.data_dir = private_directory(data_dir).resolve()
         self.socket_path = _socket_path(self.data_dir)
         self.url = f"unix://{self.socket_path}"
         self._server: subprocess.Popen[bytes] | None = None
@@ -71,6 +77,7 @@ class EmbeddedRedis:
 
     def start(self) -> None:
         self.socket_path.unlink(missing_ok=True)
+        private_file(self.data_dir / LOG_FILE)
         binary = redis_server_binary()
         self._server = subprocess.Popen(
             [
@@ -85,12 +92,20 @@ class EmbeddedRedis:
                 "",
                 "--appendonly",
                 "no",
+                # No message of this system is larger than 64 KiB (long replies go in parts):
+                # a command carrying more is refused before a subscriber ever sees it.
+                "--proto-max-bulk-len",
+                PROTO_MAX_BULK_LEN,
+                # Pub/Sub subscribers may fall this far behind before Redis cuts them off
+                # (its default, 32mb hard, 8mb for 60 s, is one burst of large messages).
+                "--client-output-buffer-limit",
+                *PUBSUB_BUFFER_LIMIT,
                 "--daemonize",
                 "no",
                 "--dir",
                 str(self.data_dir),
                 "--logfile",
-                str(self.data_dir / "redis.log"),
+                str(self.data_dir / LOG_FILE),
             ],
             stdout=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,

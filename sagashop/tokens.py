@@ -103,8 +103,14 @@ def player(user_id: str) -> Claims:
 OPERATOR = Claims(OPERATOR_SUBJECT, Role.OPERATOR)
 
 
-def verify(keys: tuple[SigningKey, ...], token: str) -> Claims:
-    """The claims of a token one of `keys` signed, still valid; InvalidToken otherwise."""
+SKEW = 60
+"""Seconds a token's lifetime may exceed the one this system issues (clocks drift)."""
+
+
+def verify(keys: tuple[SigningKey, ...], token: str, ttl: float) -> Claims:
+    """The claims of a token one of `keys` signed, still valid, that lives no longer than
+    tokens live here (`ttl`, `--token-ttl`): one made to live for years, with a key that
+    leaked, is refused as well. InvalidToken otherwise."""
     try:
         key = _key_named(keys, jwt.get_unverified_header(token).get("kid"))
         payload = jwt.decode(
@@ -117,7 +123,16 @@ def verify(keys: tuple[SigningKey, ...], token: str) -> Claims:
         raise InvalidToken("the token has expired") from None
     except jwt.InvalidTokenError as error:
         raise InvalidToken(f"the token is not valid: {error}") from None
+    if _lifetime(payload) > ttl + SKEW:
+        raise InvalidToken(f"the token lives longer than tokens of this system ({ttl:g}s)")
     return _claims(payload)
+
+
+def _lifetime(payload: dict[str, Any]) -> float:
+    issued, expires = payload["iat"], payload["exp"]
+    if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in (issued, expires)):
+        raise InvalidToken("the token's iat and exp are not times")
+    return float(expires - issued)
 
 
 def _key_named(keys: tuple[SigningKey, ...], kid: Any) -> SigningKey:

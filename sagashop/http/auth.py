@@ -87,7 +87,7 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     if access.who is Who.ANYONE:
         return await handler(request)
     try:
-        claims = _authenticate(request, request.app[AUTH].keys)
+        claims = _authenticate(request, request.app[AUTH])
     except Unauthorized as error:  # RFC 6750, 3: a 401 names the scheme it wants
         response = error_response(error.status, error.to_dict())
         response.headers["WWW-Authenticate"] = 'Bearer realm="sagashop"'
@@ -106,12 +106,12 @@ def _access(request: web.Request) -> Access:
     return access_of(match.handler)
 
 
-def _authenticate(request: web.Request, keys: tuple[SigningKey, ...]) -> Claims:
+def _authenticate(request: web.Request, auth: Auth) -> Claims:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send Authorization: Bearer TOKEN (`run.py token --user ID`)")
     try:
-        return verify(keys, token.strip())
+        return verify(auth.keys, token.strip(), auth.ttl)
     except InvalidToken as error:
         raise Unauthorized(str(error)) from None
 
@@ -157,7 +157,11 @@ def origin_guard(host: str) -> Middleware:
 
 
 def _same_site(origin: URL | None, asked: URL, names: frozenset[str] | None) -> bool:
+    """Same host and port; on loopback the same scheme too (behind a proxy that ends TLS, a
+    page's https origin asks this server over http)."""
     if origin is None or origin.host is None or origin.port != asked.port:
+        return False
+    if names is not None and origin.scheme != asked.scheme:
         return False
     return origin.host in (names or {asked.host})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 import uuid
 from collections.abc import Collection
 from typing import Annotated, Any, TypeVar
@@ -11,6 +12,7 @@ from uuid import UUID
 
 from aiohttp import web
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,7 +34,30 @@ MAX_PRICE = 10**9
 MAX_STOCK = 10**6
 MAX_LIST = 200
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+SHOWN_AS_IS = frozenset("LMNPS")
+"""The Unicode categories a name may use: letters, marks, numbers, punctuation, symbols (and
+the space separators); never a control, a format character (zero-width, a bidirectional
+override), a line separator or an unassigned one, which would make a name shown publicly
+read as another, or break what shows it."""
+
+
+def _shown_as_is(name: str) -> str:
+    for character in name:
+        category = unicodedata.category(character)
+        if category[0] not in SHOWN_AS_IS and category != "Zs":
+            described = unicodedata.name(character, category)
+            raise ValueError(
+                f"U+{ord(character):04X} ({described}) may not be in a name: letters, digits, "
+                "spaces, punctuation and symbols only"
+            )
+    return name
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    AfterValidator(_shown_as_is),
+]
 
 
 def _whole(value: Any) -> Any:

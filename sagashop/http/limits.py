@@ -48,7 +48,7 @@ def caller_of(request: web.Request) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if auth is not None and scheme.lower() == "bearer" and token.strip():
         with suppress(InvalidToken):
-            claims = verify(auth.keys, token.strip())
+            claims = verify(auth.keys, token.strip(), auth.ttl)
             return f"{claims.role}:{claims.subject}"
     return f"address:{request.remote or 'unknown'}"
 

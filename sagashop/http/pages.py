@@ -66,9 +66,10 @@ def letter_marks(after: Any) -> dict[str, int]:
     if after is None:
         return {}
     if not isinstance(after, dict) or not all(
-        isinstance(mark, int) and not isinstance(mark, bool) for mark in after.values()
+        isinstance(mark, int) and not isinstance(mark, bool) and 0 <= mark < 2**63
+        for mark in after.values()
     ):
-        raise no_page()
+        raise no_page()  # a letter number is a BIGINT: past it, no page (not the database's error)
     return {str(service): mark for service, mark in after.items()}
 
 

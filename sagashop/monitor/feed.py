@@ -1,6 +1,9 @@
 """The publishing side of the monitor: the steps this process takes, sent to the monitor channel
 a batch at a time, and only while some monitor page listens.
 
+Signed like every message on the bus (`sagashop.transport.signing`): whoever reaches Redis
+cannot show an operator's page steps that were never taken.
+
 Nobody watching costs a `PUBSUB NUMSUB` four times a second; watching adds one publish per flush
 whatever the load, with at most `MAX_PER_FLUSH` steps in it: past that the page is
 told how many it missed, so a bench run cannot flood the browser or this process.
@@ -18,6 +21,7 @@ from redis.exceptions import RedisError
 
 from sagashop.events import Event, kind_of, utc_now
 from sagashop.saga.observers import Committed
+from sagashop.transport.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +32,11 @@ MAX_PER_FLUSH = 500
 class StepFeed:
     """Steps taken in this process, for whoever watches the monitor channel."""
 
-    def __init__(self, redis: Redis, channel: str, node_id: str) -> None:
+    def __init__(self, redis: Redis, channel: str, node_id: str, signer: Signer) -> None:
         self._redis = redis
         self._channel = channel
         self._node_id = node_id
+        self._signer = signer
         self._listening = False
         self._pending: list[dict[str, Any]] = []
         self._missed = 0
@@ -92,4 +97,5 @@ class StepFeed:
         steps, missed = self._pending, self._missed
         self._pending, self._missed = [], 0
         message = {"node": self._node_id, "steps": steps, "missed": missed}
-        await self._redis.publish(self._channel, json.dumps(message, separators=(",", ":")))
+        body = json.dumps(message, separators=(",", ":"))
+        await self._redis.publish(self._channel, self._signer.sign(self._channel, body))

@@ -1,24 +1,27 @@
 """The listening side of the monitor: one subscription to the monitor channel per process, open
 only while a page watches, fanned out to every page's own bounded inbox.
 
-What arrives is checked before a page sees it (a JSON object, no line breaks that would end an
-event-stream message early, not oversized); a page that reads too slowly misses messages rather
-than holding memory; `close` wakes every page's stream so the server can stop at once.
+What arrives is checked before a page sees it: signed by a node of this system (as every bus
+message is), not oversized, and rebuilt from its checked fields, so nothing a stranger wrote on
+the channel, no line break that would end an event-stream message early, reaches a page. A page
+that reads too slowly misses messages rather than holding memory; `close` wakes every page's
+stream so the server can stop at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from redis.asyncio import Redis
 
+from sagashop.events import MAX_TEXT, MalformedEvent
+from sagashop.monitor.feed import MAX_PER_FLUSH
 from sagashop.transport.pubsub import Message, Subscription
-
-log = logging.getLogger(__name__)
+from sagashop.transport.signing import MAX_SKEW, Signer
 
 INBOX_SIZE = 64
 MAX_MESSAGE = 1024 * 1024
@@ -29,9 +32,10 @@ CLOSED = ""
 class Watchers:
     """The monitor pages this process serves, and the subscription they share."""
 
-    def __init__(self, redis: Redis, channel: str) -> None:
+    def __init__(self, redis: Redis, channel: str, signer: Signer) -> None:
         self._redis = redis
         self._channel = channel
+        self._signer = signer
         self._inboxes: set[asyncio.Queue[str]] = set()
         self._subscription: Subscription | None = None
         self._closed = False
@@ -75,23 +79,44 @@ class Watchers:
             _offer(inbox, CLOSED)
 
     async def _hand_out(self, messages: list[Message]) -> None:
-        for _channel, data in messages:
-            text = data.decode() if isinstance(data, bytes) else str(data)
-            if not _well_formed(text):
-                log.warning("monitor: dropped a malformed message: %.120r", text)
+        for channel, data in messages:
+            try:
+                text = _checked(self._signer.open(channel, data, MAX_SKEW, MAX_MESSAGE))
+            except Exception as error:  # whatever a stranger sent costs that message only
+                self._signer.reject(channel, error, data)
                 continue
             for inbox in self._inboxes:
                 _offer(inbox, text)
 
 
-def _well_formed(text: str) -> bool:
-    if len(text) > MAX_MESSAGE or "\n" in text or "\r" in text:
-        return False
-    try:
-        message = json.loads(text)
-    except (ValueError, RecursionError):  # RecursionError: a bomb of nested brackets
-        return False
-    return isinstance(message, dict) and isinstance(message.get("steps"), list)
+STEP_FIELDS = ("orderId", "service", "step", "handled", "event", "kind", "reason", "at")
+
+
+def _checked(body: str) -> str:
+    """A monitor message rebuilt from its checked fields (never passed on as it came): a node
+    id, the steps (each of the fields a feed writes, text or null) and how many were missed."""
+    message = json.loads(body)
+    if not isinstance(message, dict) or set(message) != {"node", "steps", "missed"}:
+        raise MalformedEvent("a monitor message is {node, steps, missed}")
+    node, steps, missed = message["node"], message["steps"], message["missed"]
+    if not _text(node) or not isinstance(steps, list) or len(steps) > MAX_PER_FLUSH:
+        raise MalformedEvent("a monitor message names its node and lists its steps")
+    if isinstance(missed, bool) or not isinstance(missed, int) or not 0 <= missed < 2**31:
+        raise MalformedEvent("a monitor message counts what it missed")
+    rebuilt = {"node": node, "steps": [_step(step) for step in steps], "missed": missed}
+    return json.dumps(rebuilt, separators=(",", ":"))
+
+
+def _step(step: Any) -> dict[str, str | None]:
+    if not isinstance(step, dict) or set(step) != set(STEP_FIELDS):
+        raise MalformedEvent(f"a step of the monitor has the fields {', '.join(STEP_FIELDS)}")
+    if not all(step[name] is None or _text(step[name]) for name in STEP_FIELDS):
+        raise MalformedEvent("a step's fields are short texts")
+    return {name: step[name] for name in STEP_FIELDS}
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_TEXT
 
 
 def _offer(inbox: asyncio.Queue[str], text: str) -> None:

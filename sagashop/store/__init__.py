@@ -17,6 +17,7 @@ from tortoise import context as tortoise_context
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.context import TortoiseContext, _current_context
 
+from sagashop.private import private_sqlite
 from sagashop.store.batch import Database
 from sagashop.store.errors import OutsideTheStore
 from sagashop.store.schema import Migrator, SchemaError, migrations_of
@@ -143,7 +144,7 @@ class _Outside:
 
 def _make_sqlite_directory(url: str) -> None:
     if (path := _sqlite_file(url)) is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite(Path(path))
 
 
 def _sqlite_file(url: str) -> str | None:

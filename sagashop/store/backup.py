@@ -5,20 +5,22 @@ across the services."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from sagashop.private import private_directory, private_file
+
 
 def copy_sqlite(files: Mapping[str, str], to: Path) -> list[Path]:
-    """Each service's file copied into `to` (made, mode 0700; each copy 0600: the books of every
-    player are in them), named as the live one; the copies' paths."""
-    to.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Each service's file copied into `to` (made private, as the backups directory above it:
+    the books of every player are in them), named as the live one; the copies' paths."""
+    private_directory(to.parent)
+    private_directory(to)
     copies = []
     for live_path in files.values():
         copy_path = to / Path(live_path).name
-        os.close(os.open(copy_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        private_file(copy_path)
         live, copy = sqlite3.connect(live_path), sqlite3.connect(copy_path)
         try:
             live.backup(copy)

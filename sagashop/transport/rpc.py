@@ -2,11 +2,17 @@
 request channel, is claimed like an event (so one process of the service answers), and the
 answer comes back on the asking process's reply channel, matched by request id. Requests and
 replies are signed like events (see `signing`), so a forged request or a spoofed reply is
-dropped unread."""
+dropped unread.
+
+A long reply (the audit's facts are whole tables) goes in parts of `REPLY_PART` bytes, each
+signed, put back together by the asker: no message on the bus is larger than `MAX_WIRE_BYTES`,
+so Redis may refuse any larger one outright (`proto-max-bulk-len`, as the embedded Redis does)
+and no reply, however long, fills a subscriber's output buffer to Redis' limit."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -29,6 +35,10 @@ from sagashop.transport.pubsub import Message, Subscription
 from sagashop.transport.signing import MAX_REPLY_BYTES, MAX_SKEW, MAX_WIRE_BYTES, Signer
 
 log = logging.getLogger(__name__)
+
+REPLY_PART = 32 * 1024
+"""Bytes of a long reply per message (base64 in JSON: about 43 KiB on the wire)."""
+MAX_PARTS = MAX_REPLY_BYTES // REPLY_PART
 
 Serve = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
 """Answers a request (service, request name, arguments) with a JSON-able value."""
@@ -56,6 +66,8 @@ class RequestReply:
         self._serve: Serve | None = None
         self._subscription: Subscription | None = None
         self._waiting: dict[str, asyncio.Future[Any]] = {}
+        self._parts: dict[str, list[bytes | None]] = {}
+        """The parts of long replies come so far, by request id (only for requests waiting)."""
         self._answering: set[asyncio.Task[None]] = set()
 
     async def start(self, services: Collection[str], serve: Serve) -> None:
@@ -99,13 +111,13 @@ class RequestReply:
             raise Unavailable(f"the message bus is unreachable ({error})") from None
         finally:
             self._waiting.pop(request_id, None)
+            self._parts.pop(request_id, None)
 
     async def _arrived(self, messages: list[Message]) -> None:
         asked: list[tuple[str, str, dict[str, Any]]] = []  # (claim key, service, request)
         for channel, data in messages:
             try:
-                cap = MAX_REPLY_BYTES if channel == self._reply_channel else MAX_WIRE_BYTES
-                body = json.loads(self._signer.open(channel, data, MAX_SKEW, cap))
+                body = json.loads(self._signer.open(channel, data, MAX_SKEW, MAX_WIRE_BYTES))
                 if channel == self._reply_channel:
                     self._resolve(body)
                 elif channel in self._serving:
@@ -135,11 +147,13 @@ class RequestReply:
         except Exception:
             log.exception("requests: %s.%r failed", service, request.get("name"))
             reply = {"error": CallerError(f"the {service} service failed").to_dict()}
-        body = json.dumps({"id": request["id"], **reply})
+        to = request["reply_to"]
+        messages = _in_parts(request["id"], json.dumps({"id": request["id"], **reply}))
         try:
-            await self._redis.publish(
-                request["reply_to"], self._signer.sign(request["reply_to"], body)
-            )
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.publish(to, self._signer.sign(to, message))
+                await pipe.execute()
         except RedisError as error:
             log.warning(
                 "requests: could not answer %s.%r (%s)", service, request.get("name"), error
@@ -151,10 +165,54 @@ class RequestReply:
         answer = self._waiting.get(reply["id"])
         if answer is None or answer.done():
             return
+        if "part" in reply:
+            whole = self._put_together(reply)
+            if whole is None:
+                return
+            reply = whole
         if "error" in reply:
             answer.set_exception(error_from_dict(reply["error"]))
         else:
             answer.set_result(reply["value"])
+
+    def _put_together(self, part: dict[str, Any]) -> Any:
+        """The whole reply once its last part came (None until then)."""
+        number, count, text = part.get("part"), part.get("of"), part.get("data")
+        if not (
+            isinstance(count, int)
+            and 1 < count <= MAX_PARTS
+            and isinstance(number, int)
+            and 0 <= number < count
+            and isinstance(text, str)
+        ):
+            raise ValueError("a part of a reply is numbered, counted and carries text")
+        parts = self._parts.setdefault(part["id"], [None] * count)
+        if len(parts) != count:
+            raise ValueError("the parts of a reply disagree on their count")
+        parts[number] = base64.b64decode(text, validate=True)
+        if any(piece is None for piece in parts):
+            return None
+        del self._parts[part["id"]]
+        return json.loads(b"".join(piece for piece in parts if piece is not None))
+
+
+def _in_parts(request_id: str, body: str) -> list[str]:
+    """The reply as one message, or as parts of `REPLY_PART` bytes when longer."""
+    raw = body.encode()
+    if len(raw) <= REPLY_PART:
+        return [body]
+    pieces = [raw[start : start + REPLY_PART] for start in range(0, len(raw), REPLY_PART)]
+    if len(pieces) > MAX_PARTS:
+        raise ValueError(f"a reply of {len(raw)} bytes is over {MAX_REPLY_BYTES}")
+    count = len(pieces)
+    return [
+        json.dumps({"id": request_id, "part": n, "of": count, "data": _text_of(piece)})
+        for n, piece in enumerate(pieces)
+    ]
+
+
+def _text_of(piece: bytes) -> str:
+    return base64.b64encode(piece).decode()
 
 
 def _checked_request(body: Any) -> dict[str, Any]:

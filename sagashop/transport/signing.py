@@ -34,8 +34,8 @@ VERSION = "v1"
 MAX_WIRE_BYTES = 64 * 1024
 """Larger messages are refused unread: no event or request of this system comes near."""
 MAX_REPLY_BYTES = 64 * 1024 * 1024
-"""A reply can be large (the audit's facts are whole tables, a user's orders a long list); it
-comes only on the asking process's own channel, and is still checked before it is parsed."""
+"""A reply can be large (the audit's facts are whole tables, a user's orders a long list): it
+travels in parts of at most `MAX_WIRE_BYTES` (`sagashop.transport.rpc`), up to this in all."""
 MAX_SKEW = 60.0
 """Seconds a Pub/Sub message may be from now; the delivery claims live as long."""
 KEY_FILE = "bus.key"

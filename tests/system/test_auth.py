@@ -15,6 +15,7 @@ import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from sagashop import tokens
+from sagashop.config import Settings
 from sagashop.tokens import Claims, SigningKey
 from tests.support import Shop, eventually, on_systems
 
@@ -276,4 +277,4 @@ async def test_test_data_comes_with_the_new_players_token(shop: Shop) -> None:
     own = await shop.ok("GET", f"/user/{user}/balance", headers=bearer(data["token"]))
 
     assert own == {"userId": user, "balance": 50_000}
-    assert tokens.verify(KEYS, data["token"]) == tokens.player(user)
+    assert tokens.verify(KEYS, data["token"], Settings().token_ttl) == tokens.player(user)

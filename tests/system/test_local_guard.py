@@ -23,6 +23,7 @@ def own_port(shop: Shop) -> int:
         {"Origin": "http://evil.example"},
         {"Origin": "null"},
         {"Origin": "http://127.0.0.1:1"},  # another local server's page
+        {"Origin": "https://127.0.0.1:{port}"},  # another scheme: another site
         {"Host": "evil.example"},
         {"Host": "evil.example:{port}"},
         {"Host": "evil.example:{port}", "Origin": "http://evil.example:{port}"},
