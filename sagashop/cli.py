@@ -32,8 +32,6 @@ from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from typing import Any
 
-from aiohttp import web
-
 import sagashop.audit as audit
 import sagashop.config as config
 import sagashop.remote as remote
@@ -46,7 +44,7 @@ from sagashop.chaos import run as chaos
 from sagashop.credentials import RedisRefused
 from sagashop.embedded_redis import NoRedisServer, embedded_redis
 from sagashop.errors import Unavailable
-from sagashop.http import create_app
+from sagashop.http import create_app, server
 from sagashop.logs import configure_logging
 from sagashop.store import Store
 from sagashop.store.schema import SchemaError, detect_changes, format_migration_name
@@ -62,14 +60,12 @@ def serve(settings: config.Settings, _args: argparse.Namespace) -> int:
         return supervise(settings)
     spans = tracing.from_environment()
     try:
-        web.run_app(
+        server.serve(
             create_app(settings, tracing=spans),
-            loop=new_event_loop(),
-            host=settings.host,
-            port=settings.port,
+            new_event_loop(),
+            settings.host,
+            settings.port,
             reuse_port=settings.reuse_port or None,
-            print=lambda text: log.info("%s", " ".join(text.replace("=", "").split())),
-            access_log=None,  # sagashop.http.requestlog writes one line per request
         )
     finally:
         if spans is not None:

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
 )
 
 from sagashop.errors import InvalidRequest, NotFound
@@ -34,22 +35,45 @@ MAX_PRICE = 10**9
 MAX_STOCK = 10**6
 MAX_LIST = 200
 
-SHOWN_AS_IS = frozenset("LMNPS")
-"""The Unicode categories a name may use: letters, marks, numbers, punctuation, symbols (and
-the space separators); never a control, a format character (zero-width, a bidirectional
-override), a line separator or an unassigned one, which would make a name shown publicly
-read as another, or break what shows it."""
+HIDDEN = frozenset({"Cc", "Cf", "Co", "Zl", "Zp"})
+"""What a name may not hold: controls, format characters (zero-width, the bidirectional
+overrides and isolates, invisible tags), private use and line separators, which would make a
+name shown publicly read as another, or break what shows it. Letters, marks, digits,
+punctuation, symbols and spaces of any script are kept."""
+_SCANNED = (range(0x0000, 0x20000), range(0xE0000, 0xE1000))
+"""The planes with such characters (0, 1 and 14); 15 and 16 are private use throughout."""
+
+
+def _hidden_ranges() -> list[tuple[int, int]]:
+    found = [
+        code
+        for plane in _SCANNED
+        for code in plane
+        if not 0xD800 <= code <= 0xDFFF and unicodedata.category(chr(code)) in HIDDEN
+    ]
+    ranges: list[tuple[int, int]] = []
+    for code in found:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    return [*ranges, (0xF0000, 0xFFFFD), (0x100000, 0x10FFFD)]
+
+
+NAME_PATTERN = "^[^" + "".join(f"{chr(a)}-{chr(b)}" for a, b in _hidden_ranges()) + "]*$"
+"""The same rule as the OpenAPI document states it, so that a client can check a name first
+(its characters literal, as Python's and Rust's regular expressions take them)."""
+_NAME = re.compile(NAME_PATTERN)
 
 
 def _shown_as_is(name: str) -> str:
-    for character in name:
-        category = unicodedata.category(character)
-        if category[0] not in SHOWN_AS_IS and category != "Zs":
-            described = unicodedata.name(character, category)
-            raise ValueError(
-                f"U+{ord(character):04X} ({described}) may not be in a name: letters, digits, "
-                "spaces, punctuation and symbols only"
-            )
+    if _NAME.match(name) is None:
+        hidden = next(c for c in name if _NAME.match(c) is None)
+        described = unicodedata.name(hidden, unicodedata.category(hidden))
+        raise ValueError(
+            f"U+{ord(hidden):04X} ({described}) may not be in a name: letters, digits, "
+            "spaces, punctuation and symbols only"
+        )
     return name
 
 
@@ -57,6 +81,7 @@ Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
     AfterValidator(_shown_as_is),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME_PATTERN}),
 ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import MutableMapping
 
 from aiohttp import web
 
@@ -58,12 +59,16 @@ def _static(path: str) -> bool:
 
 async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
     """What every answer says about itself, whoever made it."""
-    headers = response.headers
+    stamp(response.headers, request.path)
+
+
+def stamp(headers: MutableMapping[str, str], path: str) -> None:
+    """The security headers of an answer to `path` (one the parser could not read has none)."""
     headers["X-Content-Type-Options"] = "nosniff"
-    headers["Content-Security-Policy"] = policy_for(request.path)
+    headers["Content-Security-Policy"] = policy_for(path)
     headers["Server"] = SERVER
     headers["Referrer-Policy"] = "no-referrer"
-    if not _static(request.path):
+    if not _static(path):
         headers["Cache-Control"] = "no-store"
 
 

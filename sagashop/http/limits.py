@@ -32,9 +32,13 @@ from sagashop.tokens import InvalidToken, verify
 
 log = logging.getLogger(__name__)
 
-UNLIMITED = frozenset({"/healthz", "/readyz", "/health", "/metrics"})
+PROBES = frozenset({"/healthz", "/readyz", "/health", "/metrics"})
 """What an orchestrator or a scraper asks on a schedule of its own (the operations tagged
-"probes" in the OpenAPI document): never refused."""
+"probes" in the OpenAPI document): held to `PROBE_LIMIT` per address instead of the callers'
+limit, so a caller past its own is still probed, and a flood of probes (each `/readyz` pings
+Redis, every database and every actor) is refused without starving another address's."""
+PROBE_LIMIT = "20/second"
+"""Per address: a kubelet or a Prometheus asks every few seconds."""
 
 
 def caller_of(request: web.Request) -> str:
@@ -50,7 +54,11 @@ def caller_of(request: web.Request) -> str:
         with suppress(InvalidToken):
             claims = verify(auth.keys, token.strip(), auth.ttl)
             return f"{claims.role}:{claims.subject}"
-    return f"address:{request.remote or 'unknown'}"
+    return f"address:{_address(request)}"
+
+
+def _address(request: web.Request) -> str:
+    return request.remote or "unknown"
 
 
 @dataclass(frozen=True)
@@ -59,11 +67,12 @@ class Limiter:
 
     strategy: MovingWindowRateLimiter
     items: Sequence[RateLimitItem]
+    probes: Sequence[RateLimitItem] = tuple(parse_many(PROBE_LIMIT))
 
-    async def wait_for(self, caller: str) -> int | None:
-        """None if the caller may go on (the request is counted), else the whole seconds until
-        it may: what `Retry-After` says."""
-        for item in self.items:
+    async def wait_for(self, caller: str, items: Sequence[RateLimitItem]) -> int | None:
+        """None if the caller may go on (the request is counted against `items`), else the
+        whole seconds until it may: what `Retry-After` says."""
+        for item in items:
             if not await self.strategy.hit(item, caller):
                 stats = await self.strategy.get_window_stats(item, caller)
                 return max(1, math.ceil(stats.reset_time - time.time()))
@@ -146,8 +155,11 @@ def _storage(app: web.Application, settings: Settings) -> Storage:
 async def rate_limited(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a caller past its limit with 429 and `Retry-After`, before anything is done."""
     limiter = request.app.get(LIMITER)
-    if limiter is not None and request.path not in UNLIMITED:
-        wait = await limiter.wait_for(caller_of(request))
+    if limiter is not None:
+        if request.path in PROBES:
+            wait = await limiter.wait_for(f"probe:{_address(request)}", limiter.probes)
+        else:
+            wait = await limiter.wait_for(caller_of(request), limiter.items)
         if wait is not None:
             raise TooManyRequests(wait)
     return await handler(request)

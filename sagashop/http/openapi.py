@@ -54,8 +54,6 @@ from sagashop.http.errors import ErrorBody
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"
 _ATTRIBUTE = "__openapi_operation__"
-UNLIMITED_TAG = "probes"
-"""Operations with this tag are asked on a schedule (probes, scrapes) and never rate-limited."""
 _PLACEHOLDER = re.compile(r"\{(\w+)")
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -105,9 +103,7 @@ class Operation:
 
     def all_responses(self) -> dict[int, ResponseBody]:
         """The declared responses and the errors the front door gives for this operation."""
-        implied: dict[int, ResponseBody] = {}
-        if UNLIMITED_TAG not in self.tags:  # a caller past its rate limit (http/limits.py)
-            implied[429] = ErrorBody
+        implied: dict[int, ResponseBody] = {429: ErrorBody}  # past a rate limit (http/limits.py)
         if self.body is not None:  # 408: a body too slow to arrive (bodies.read_body)
             implied |= {400: ErrorBody, 408: ErrorBody, 413: ErrorBody, 415: ErrorBody}
         if self.query is not None:
