@@ -343,11 +343,12 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 @documented(
     "Deliver a dead letter again",
     path=LetterPath,
-    responses={202: schemas.Replayed, **UNAVAILABLE},
+    responses={202: schemas.Replayed, 409: ErrorBody, **UNAVAILABLE},
 )
 @allow(OPERATOR)
 async def replay_dead_letter(request: web.Request) -> web.Response:
-    """Deliver a dead letter's event to its service again, after the cause is fixed."""
+    """Deliver a dead letter's event to its service again, after the cause is fixed; once per
+    failure (409 if it was replayed and has not failed again since)."""
     service, letter_id = dead_letter_id(
         request.match_info["letter_id"], request.app[NODE].catalogue
     )

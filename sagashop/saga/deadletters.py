@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sagashop.errors import Conflict
 from sagashop.events import Event
 from sagashop.store.batch import Script, Sql
 from sagashop.store.book import canonical_uuid
@@ -57,7 +58,17 @@ class DeadLetters:
         return await self.letters.filter(replayed_at=None).count()
 
     async def exhume(self, letter_id: int) -> Event:
-        """The dead letter's event, marked as replayed, for the caller to deliver again."""
+        """The dead letter's event, for the caller to deliver again: claimed for this replay by
+        the one statement that marks it replayed only if it waits for one, so two replays of a
+        letter at once deliver it once (the other is told 409). A letter that fails again waits
+        for a replay again (`bury`)."""
+        claimed = await self.letters.filter(id=letter_id, replayed_at=None).update(
+            replayed_at=now()
+        )
         letter = await found(self.letters, str(letter_id), "dead letter")
-        await self.letters.filter(id=letter_id).update(replayed_at=now())
+        if not claimed:
+            raise Conflict(
+                f"dead letter {self.service}-{letter_id} was replayed already, and has not "
+                "failed again since"
+            )
         return Event.from_dict(letter.event)

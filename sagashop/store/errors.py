@@ -52,6 +52,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # "not currently accepting connections"
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    # the socket's own, when PostgreSQL is down or the link cut (asyncpg's connect raises
+    # ConnectionRefusedError as it is), and a read or a connect timing out:
+    OSError,
 )
 
 

@@ -3,6 +3,7 @@ can fail closes with its failure event, so the saga undoes what came before."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -136,3 +137,22 @@ async def test_failing_again_after_a_replay_clears_the_replayed_mark(steps: Step
 async def test_exhuming_a_letter_that_does_not_exist_is_not_found(steps: Steps) -> None:
     with pytest.raises(NotFound, match="no dead letter with id 987654321"):
         await steps.within(steps.logs["payment"].dead_letters.exhume(987_654_321))
+
+
+async def test_two_replays_of_one_letter_at_once_deliver_it_once(steps: Steps) -> None:
+    """Both ask while the letter waits; one statement each claims it, so one gets the event and
+    the other is told it was replayed, whichever runs first."""
+    purchase = await steps.purchase()
+    spent = purchase.then(EventName.ORDER_COMPLETED)
+    await steps.give_up("user", spent, RuntimeError("boom"))
+    [letter] = await steps.dead_letters("user", purchase.order_id)
+    letters = steps.logs["user"].dead_letters
+
+    outcomes = await asyncio.gather(
+        steps.within(letters.exhume(number(letter))),
+        steps.within(letters.exhume(number(letter))),
+        return_exceptions=True,
+    )
+
+    assert sorted(type(outcome).__name__ for outcome in outcomes) == ["Conflict", "Event"]
+    assert spent in outcomes
