@@ -111,7 +111,8 @@ class Node:
         self.events = FaultInjection(
             transport, Faults(settings.fault_drop, settings.fault_duplicate)
         )
-        self.rpc = RequestReply(redis, channels, self.id, DeliveryClaims(redis), self.signer)
+        claims = DeliveryClaims(redis, self.signer, self.id)
+        self.rpc = RequestReply(redis, channels, self.id, claims, self.signer)
         self.relay = Relay(self._publish, self)
         self.feed = StepFeed(redis, channels.monitor(), self.id, self.signer)
         self._step_lines = [StepLines()] if settings.log_steps else []
@@ -489,7 +490,7 @@ async def running_node(
     )
     node = Node(settings, redis, catalogue, tracing)
     try:
-        await check_redis(redis, settings.redis_url)
+        await check_redis(redis, settings.redis_url, settings.redis_insecure)
         await node.start()
         yield node
     finally:

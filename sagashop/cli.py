@@ -268,7 +268,7 @@ class Command:
 
 
 LOGS = ("log_level", "log_format")
-BUS = ("redis_url", "namespace", "bus", "data_dir", *LOGS)
+BUS = ("redis_url", "redis_insecure", "namespace", "bus", "data_dir", *LOGS)
 COMMANDS = {
     "serve": Command(serve),
     "audit": Command(check_books, add_audit_arguments, settings=BUS),

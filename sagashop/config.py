@@ -42,6 +42,8 @@ class Settings:
     port: int = 3000
     services: tuple[str, ...] = SERVICE_NAMES
     redis_url: str | None = None
+    redis_insecure: bool = False
+    """Use a Redis over TCP that answers clients without a password (see `credentials`)."""
     database_url: str | None = None
     service_database_urls: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path = Path("data")
@@ -189,6 +191,13 @@ _SOURCES: dict[str, Source] = {
         "--services", "SERVICES", "services this process runs: all, none, or a,b,…", parse_services
     ),
     "redis_url": Source("--redis-url", "REDIS_URL", "Redis to use; unset: start an embedded one"),
+    "redis_insecure": Source(
+        "--redis-insecure",
+        "REDIS_INSECURE",
+        "on: use a Redis over TCP that answers clients without a password (anyone who reaches it "
+        "can read and publish), with a warning; off (default): refuse to start on one",
+        _switch,
+    ),
     "database_url": Source("--database-url", "DATABASE_URL", "one database for every service"),
     "data_dir": Source(
         "--data-dir", "DATA_DIR", "where SQLite files and the embedded Redis live", Path

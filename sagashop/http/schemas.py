@@ -258,7 +258,7 @@ class Faults(Answer):
     duplicated: int
     rejected: dict[str, int] = Field(
         description="messages dropped from the bus, by reason: unsigned, bad_signature, "
-        "unknown_key, stale, oversized, invalid"
+        "unknown_key, stale, oversized, invalid, squatted_claim (a delivery claim taken back)"
     )
 
 

@@ -30,4 +30,4 @@ def event_transport(
     """The transport named `kind`; `consumer` names this process in Streams' groups."""
     if kind == "streams":
         return StreamEvents(redis, channels, signer, consumer, reclaim_idle)
-    return PubSubEvents(redis, channels, DeliveryClaims(redis), signer)
+    return PubSubEvents(redis, channels, DeliveryClaims(redis, signer, consumer), signer)

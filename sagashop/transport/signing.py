@@ -68,6 +68,13 @@ class Stale(Rejected):
     reason = "stale"
 
 
+class SquattedClaim(Rejected):
+    """A delivery claim held by a value no key of this system signed: someone with write access
+    to Redis took it to keep the delivery from its service."""
+
+    reason = "squatted_claim"
+
+
 class NoBusKeys(SagashopError, ValueError):
     """A Redis reachable over TCP, and no keys to sign with: refuse to start."""
 

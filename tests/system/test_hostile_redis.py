@@ -1,5 +1,7 @@
-"""Whoever can publish on Redis cannot cut the system's subscriptions with one huge message,
-and no reply of the system is ever one huge message.
+"""Redis is a trust boundary. Over TCP, a Redis that answers anyone is refused (unless the
+operator says `--redis-insecure on`, warned in capitals). Whoever can publish on Redis cannot
+cut the system's subscriptions with one huge message, and no reply of the system is ever one
+huge message.
 
 Redis closes a Pub/Sub subscriber whose output buffer passes its limit (32 MB by default), before
 sagashop's own size check can drop the message: one 33 MB PUBLISH used to cut every service's
@@ -10,17 +12,25 @@ replies (the audit's facts) go in signed parts of at most 64 KiB."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from sagashop.bootstrap import running_node
-from sagashop.embedded_redis import embedded_redis
+from sagashop.chaos.processes import free_port
+from sagashop.credentials import RedisRefused
+from sagashop.embedded_redis import embedded_redis, redis_server_binary
 from sagashop.names import Request, ServiceName
 from sagashop.transport.signing import MAX_WIRE_BYTES
 from tests.support import make_settings, started_shop
@@ -84,3 +94,39 @@ async def _sizes(replies: Any, sizes: list[int]) -> None:
     async for message in replies.listen():
         if message["type"] == "pmessage":
             sizes.append(len(message["data"]))
+
+
+@contextmanager
+def open_redis(tmp_path: Path) -> Iterator[str]:
+    """A redis-server over TCP that answers anyone, as Redis does out of the box."""
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = SyncRedis(port=port)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RedisError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+async def test_a_redis_that_answers_anyone_over_tcp_is_refused_unless_said_insecure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with open_redis(tmp_path) as url:
+        settings = make_settings(url, tmp_path / "data", None, services=())
+        with pytest.raises(RedisRefused, match="answers clients without a password"):
+            async with running_node(settings):
+                pass
+        async with running_node(replace(settings, redis_insecure=True)):
+            pass
+    assert "ANSWERS CLIENTS WITHOUT A PASSWORD" in caplog.text

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from sagashop.chaos.processes import free_port
 from sagashop.embedded_redis import redis_server_binary
 from sagashop.transport import TRANSPORTS
-from tests.support import make_settings, started_shop
+from sagashop.transport.claims import DeliveryClaims
+from sagashop.transport.signing import Signer
+from tests.support import TEST_BUS_KEYS, make_settings, started_shop
 
 ADMIN_PASSWORD = "admin-pw-for-tests"
 SHOP_PASSWORD = "shop-pw-for-tests"
@@ -27,11 +30,13 @@ NAMESPACE = "acl-test"
 ACL_RULES = (
     f"~{NAMESPACE}:* resetchannels &{NAMESPACE}:* -@all +ping +hello +auth +client|setinfo "
     "+publish +subscribe +unsubscribe +pubsub|numsub +set +xadd +xgroup|create +xreadgroup "
-    "+xack +xautoclaim +evalsha +script|load +lpush +ltrim +lindex +expire"
+    "+xack +xautoclaim +evalsha +script|load +lpush +ltrim +lindex +expire +get +mget"
 )
 """The README's recipe: what `INFO commandstats` counted over purchases on both transports with
 the rate limits' counts in Redis (the last five are the `limits` library's scripts). The keys
-and channels are the namespace's only; `resetchannels` because Redis 6 starts a user with all."""
+and channels are the namespace's only; `resetchannels` because Redis 6 starts a user with all.
+`get` and `mget`: a process that loses a delivery claim reads it (is it signed?), and takes a
+squatted one over by a script that reads and sets it."""
 
 
 @dataclass(frozen=True)
@@ -143,3 +148,21 @@ def test_the_confined_user_cannot_touch_another_namespace(secured: SecuredRedis)
             client.execute_command("FLUSHALL")
     finally:
         client.close()
+
+
+async def test_the_confined_user_claims_deliveries_lost_and_squatted_ones_too(
+    secured: SecuredRedis,
+) -> None:
+    """What two replicas do with one delivery, and one a squatter took, under the user."""
+    secured.admin.execute_command("ACL", "LOG", "RESET")  # what the tests before provoked
+    client = AsyncRedis.from_url(secured.url("sagashop", SHOP_PASSWORD), decode_responses=True)
+    try:
+        signer = Signer(TEST_BUS_KEYS, NAMESPACE)
+        first, second = DeliveryClaims(client, signer, "a"), DeliveryClaims(client, signer, "b")
+        taken, squatted = f"{NAMESPACE}:claim:user:one", f"{NAMESPACE}:claim:user:two"
+        await client.set(squatted, "1")
+        assert await first.claim([taken]) == [True]
+        assert await second.claim([taken, squatted]) == [False, True]
+    finally:
+        await client.aclose()
+    assert secured.refusals() == []
