@@ -190,7 +190,7 @@ async def test_the_compose_file_starts_a_system_that_sells_and_audits_clean(
         for container in containers:
             running.push_async_callback(container.stop)
         await containers[0].start()
-        await eventually(lambda: _redis_answers(redis_port, secrets["REDIS_PASSWORD"]))
+        await eventually(lambda: _redis_answers(redis_port, secrets["REDIS_ADMIN_PASSWORD"]))
         for container in containers[1:]:
             await container.start()
 

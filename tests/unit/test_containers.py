@@ -33,6 +33,7 @@ from tests.compose import (
     instruction,
     made_up_secrets,
 )
+from tests.system.test_redis_credentials import ACL_RULES, NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKING = {"redis", "postgres"}
@@ -153,7 +154,7 @@ def test_every_container_shares_one_redis_one_database_and_one_bus() -> None:
     shared = {(s.redis_url, s.database_url, s.bus, s.namespace, s.host) for s in settings}
     assert len(shared) == 1, shared
     ((redis_url, database_url, _bus, _namespace, host),) = shared
-    assert str(redis_url).startswith("redis://:")  # with the password, not an embedded Redis
+    assert str(redis_url).startswith("redis://sagashop:")  # the ACL user, not an embedded Redis
     assert "@redis:6379/" in str(redis_url)
     assert str(database_url).startswith("postgres://")  # not SQLite files each
     assert "@postgres:" in str(database_url)
@@ -184,7 +185,13 @@ def test_every_secret_comes_from_the_env_file_and_none_is_written_in_compose() -
     """`docker compose up` stops, naming it, while a secret of `.env.example` is unset; and the
     compose file holds no secret of its own (each is a `${…}`)."""
     secrets = made_up_secrets()
-    assert set(secrets) >= {"BUS_KEYS", "AUTH_KEYS", "REDIS_PASSWORD", "POSTGRES_PASSWORD"}
+    assert set(secrets) >= {
+        "BUS_KEYS",
+        "AUTH_KEYS",
+        "REDIS_PASSWORD",
+        "REDIS_ADMIN_PASSWORD",
+        "POSTGRES_PASSWORD",
+    }
     for name in example_names():
         with pytest.raises(MissingVariable, match=name):
             compose({k: v for k, v in secrets.items() if k != name})
@@ -202,3 +209,12 @@ def test_every_container_restarts_and_has_resource_limits() -> None:
         limits = service["deploy"]["resources"]["limits"]
         assert limits["cpus"], name
         assert limits["memory"], name
+
+
+def test_the_compose_redis_user_is_the_readmes_acl_recipe() -> None:
+    """The rules `tests/system/test_redis_credentials.py` proves enough, for the namespace."""
+    command = compose(made_up_secrets())["services"]["redis"]["command"]
+    start = command.index("--user") + 1
+    rules = command[start + 3 : command.index("--proto-max-bulk-len")]
+    assert command[start : start + 2] == ["sagashop", "on"]
+    assert rules == ACL_RULES.replace(NAMESPACE, "sagashop").split()
