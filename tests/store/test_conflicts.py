@@ -11,7 +11,7 @@ from sagashop.actors.user import reserve_balance
 from sagashop.events import Event, EventName
 from sagashop.saga import step
 from sagashop.store.book import Book, Keyed
-from sagashop.store.errors import StoreConflict
+from sagashop.store.errors import StoreConflict, StoreUnavailable
 from sagashop.store.reservations import ReservationState
 from sagashop.store.user import BalanceReservation
 from tests.store.harness import Steps
@@ -84,8 +84,9 @@ async def test_a_step_that_raises_leaves_no_trace_and_can_be_taken_again(steps: 
 
     crashing = step("reserve", on=[EventName.ORDER_CREATED], run=reserve_then_crash)
 
-    with pytest.raises(ConnectionResetError):
+    with pytest.raises(StoreUnavailable) as raised:  # the store's connection, lost: retried
         await steps.take("user", purchase.created, crashing)
+    assert isinstance(raised.value.__cause__, ConnectionResetError)
 
     assert await steps.taken("user", purchase.order_id) == []
     assert (await steps.holdings(purchase)).balance == 5_000
