@@ -2,14 +2,20 @@
 
     python run.py chaos                       2,000 purchases on Pub/Sub
     python run.py chaos --bus streams --purchases 5000
+    python run.py chaos --layout spread --bad-link 1 --database-url postgres://…/empty
 
 It starts a Redis of its own and four processes: a front door that runs no service and takes
-the purchases, and three that share the six services. While the purchases are placed it
+the purchases, and three that share the six services (`--layout spread`: each service in a
+process of its own, and two replicas each of the order and payment services). While the
+purchases are placed it
 
 - kills a random service process with SIGKILL and starts it again, several times;
 - restarts Redis once;
 - has the bus lose a share of the events it publishes and send another share twice;
-- has the payment mock decline a share of payments.
+- has the payment mock decline a share of payments;
+- with `--bad-link 1`: reaches Redis through a proxy that holds each chunk back up to 5 ms,
+  drops a connection now and then and cuts every connection for 2 s once; and, on PostgreSQL,
+  cuts the database's link for 3 s once.
 
 Then it waits for every order to end and runs the audit. The run passes when every order ended
 within its deadline and the audit finds nothing.
@@ -21,6 +27,7 @@ import argparse
 import asyncio
 import logging
 import random
+import secrets
 import tempfile
 import time
 import uuid
@@ -31,21 +38,42 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from sagashop.chaos.processes import Child
+from sagashop.chaos.proxy import Proxy
 from sagashop.config import Settings
 from sagashop.embedded_redis import EmbeddedRedis
+from sagashop.http.bodies import MAX_LIST
+from sagashop.names import ServiceName
+from sagashop.transport.signing import BusKeys
 
 log = logging.getLogger(__name__)
 
-LAYOUT = (
-    ("front", "none"),
-    ("orders", "order,notification"),
-    ("accounts", "user,payment"),
-    ("goods", "inventory,item"),
-)
+REPLICAS = {ServiceName.ORDER: 2, ServiceName.PAYMENT: 2}
+"""Processes of these services in the spread layout (one of every other)."""
+LAYOUTS = {
+    "groups": (
+        ("front", "none"),
+        ("orders", "order,notification"),
+        ("accounts", "user,payment"),
+        ("goods", "inventory,item"),
+    ),
+    "spread": (
+        ("front", "none"),
+        *(
+            (f"{name}-{n}", str(name))
+            for name in ServiceName
+            for n in range(1, 1 + REPLICAS.get(name, 1))
+        ),
+    ),
+}
+LINK_DELAY = 0.005
+"""Seconds a chunk through the bad link may be held back, at most."""
+REDIS_CUT = 2.0
+DATABASE_CUT = 3.0
 DEFAULTS = {
     "fault_drop": "0.02",
     "fault_duplicate": "0.05",
@@ -67,6 +95,10 @@ class Plan:
     seed: int = 1
     time_limit: int = 170
     """Seconds the whole run may take; past that it stops and fails."""
+    layout: str = "groups"
+    """How the services are dealt over processes (`LAYOUTS`)."""
+    bad_link: int = 0
+    """1: Redis (and PostgreSQL) reached through a proxy that delays, drops and cuts."""
 
 
 @dataclass
@@ -79,6 +111,9 @@ class Outcome:
     redis_restarts: int = 0
     dropped: int = 0
     duplicated: int = 0
+    links_dropped: int = 0
+    redis_cuts: int = 0
+    database_cuts: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
     longest_saga: float = 0.0
@@ -105,6 +140,8 @@ class Outcome:
             f"  purchases: {self.purchases} in {self.placing_seconds:.1f}s ({rate:.0f}/s)",
             f"  faults: {self.kills} processes killed, Redis restarted {self.redis_restarts}x, "
             f"{self.dropped} events dropped, {self.duplicated} duplicated",
+            f"  link: {self.links_dropped} connections dropped, Redis cut {self.redis_cuts}x, "
+            f"the database cut {self.database_cuts}x",
             f"  orders: {dict(self.statuses)}; cancelled by {dict(self.reasons)}",
             f"  longest saga {self.longest_saga:.1f}s; {self.past_deadline} past the deadline",
             f"  every order ended {self.recovery_seconds:.1f}s after the last fault",
@@ -118,7 +155,11 @@ class Outcome:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, default in vars(Plan()).items():
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, dest=name, type=int, default=default, help=f"default {default}")
+        choices = list(LAYOUTS) if name == "layout" else None
+        parser.add_argument(
+            flag, dest=name, type=type(default), default=default, choices=choices,
+            help=f"default {default}",
+        )  # fmt: skip
 
 
 def command(settings: Settings, args: argparse.Namespace) -> int:
@@ -141,22 +182,87 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         data_dir=workdir / "data",
         rate_limit="off",  # every purchase comes from this one address
     )
+    links = Links(plan, random.Random(plan.seed))
+    settings = await links.start(settings, redis)
     children = [
-        Child(name, services, settings, workdir / f"{name}.log") for name, services in LAYOUT
+        Child(name, services, settings, workdir / f"{name}.log")
+        for name, services in LAYOUTS[plan.layout]
     ]
     outcome = Outcome()
     try:
         for child in children:
             await child.start()
         async with aiohttp.ClientSession(children[0].url) as http, asyncio.timeout(plan.time_limit):
-            await Run(plan, settings, http, children, redis, outcome).go()
+            await Run(plan, settings, http, children, redis, links, outcome).go()
     except TimeoutError:
         outcome.timed_out = True
     finally:
         codes = await asyncio.gather(*(child.stop() for child in children if child.process))
         outcome.clean_exits = all(code == 0 for code in codes)
+        await links.stop()
         redis.stop()
     return outcome
+
+
+@dataclass
+class Links:
+    """With `--bad-link 1`, the proxies every process reaches Redis and PostgreSQL through."""
+
+    plan: Plan
+    rng: random.Random
+    redis: Proxy | None = None
+    database: Proxy | None = None
+
+    async def start(self, settings: Settings, redis: EmbeddedRedis) -> Settings:
+        """The settings, their Redis and database reached through the proxies."""
+        if not self.plan.bad_link:
+            return settings
+        self.redis = Proxy(unix_path=str(redis.socket_path), rng=self.rng)
+        self.redis.delay = LINK_DELAY
+        await self.redis.restore()
+        settings = replace(
+            settings,
+            redis_url=f"redis://127.0.0.1:{self.redis.port}/0",
+            redis_insecure=True,  # the run's own Redis, on its own socket, behind a local proxy
+            bus_keys=settings.bus_keys or BusKeys.parse(f"chaos:{secrets.token_urlsafe(24)}"),
+        )
+        url = urlsplit(settings.database_url or "")
+        if url.scheme.startswith("postgres") and url.hostname:
+            self.database = Proxy(url.hostname, url.port or 5432, rng=self.rng)
+            await self.database.restore()
+            at = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+            proxied = url._replace(netloc=f"{at}127.0.0.1:{self.database.port}").geturl()
+            settings = replace(settings, database_url=proxied)
+        return settings
+
+    async def stop(self) -> None:
+        for proxy in (self.redis, self.database):
+            if proxy is not None:
+                await proxy.cut()
+
+    def trouble(self) -> list[tuple[float, Callable[[], Awaitable[None]]]]:
+        """When to do what to the links, by the share of purchases placed."""
+        planned: list[tuple[float, Callable[[], Awaitable[None]]]] = []
+        if self.redis is not None:
+            planned += [(share, self.redis.drop_one) for share in (0.15, 0.35, 0.55, 0.85)]
+            planned.append((0.6, partial(_cut_for, self.redis, REDIS_CUT)))
+        if self.database is not None:
+            planned.append((0.75, partial(_cut_for, self.database, DATABASE_CUT)))
+        return planned
+
+    def count(self, outcome: Outcome) -> None:
+        """What was done to the links (before they are stopped)."""
+        if self.redis is not None:
+            outcome.links_dropped, outcome.redis_cuts = self.redis.dropped, self.redis.cuts
+        if self.database is not None:
+            outcome.database_cuts = self.database.cuts
+
+
+async def _cut_for(proxy: Proxy, seconds: float) -> None:
+    log.warning("chaos: cutting a link for %.0fs", seconds)
+    await proxy.cut()
+    await asyncio.sleep(seconds)
+    await proxy.restore()
 
 
 @dataclass
@@ -166,6 +272,7 @@ class Run:
     http: aiohttp.ClientSession
     children: list[Child]
     redis: EmbeddedRedis
+    links: Links
     outcome: Outcome
     rng: random.Random = field(init=False)
     users: list[str] = field(default_factory=list)
@@ -185,6 +292,7 @@ class Run:
         await self._place_all()
         self.outcome.placing_seconds = time.monotonic() - started
         await monkey
+        self.links.count(self.outcome)
         await self._count_faults(self.children[1:])
         quiet_since = max(self.last_fault, time.monotonic())
         await self._wait_until_everything_ended()
@@ -232,6 +340,7 @@ class Run:
             (step, self._kill_one) for step in steps
         ]
         trouble.append((0.45, self._restart_redis))
+        trouble += self.links.trouble()
         for share, act in sorted(trouble, key=lambda pair: pair[0]):
             async with self.progress:
                 await self.progress.wait_for(partial(self._placed_at_least, share))
@@ -284,13 +393,25 @@ class Run:
     async def _tally(self) -> None:
         deadline = self.settings.saga_deadline + 2 * self.settings.sweep_every + 1.0
         for user in self.users:
-            for order in (await self._get(f"/user/{user}/orders"))["orders"]:
+            for order in await self._every_order_of(user):
                 self.outcome.statuses[order["status"]] += 1
                 if order["failureReason"]:
                     self.outcome.reasons[order["failureReason"].split(":")[0]] += 1
                 lasted = _seconds_between(order["createdAt"], order["updatedAt"])
                 self.outcome.longest_saga = max(self.outcome.longest_saga, lasted)
                 self.outcome.past_deadline += lasted > deadline
+
+    async def _every_order_of(self, user: str) -> list[dict[str, Any]]:
+        """All of them, a page at a time."""
+        orders: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            path = f"/user/{user}/orders?limit={MAX_LIST}" + (f"&cursor={cursor}" if cursor else "")
+            page = await self._get(path)
+            orders += page["orders"]
+            if not page["next"]:
+                return orders
+            cursor = page["next"]
 
     async def _post(
         self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None

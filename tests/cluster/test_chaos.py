@@ -1,6 +1,8 @@
 """The chaos run, as a test: 2,000 purchases over four processes while processes are killed
 with SIGKILL and restarted, Redis restarts, the bus loses 2% of events and doubles 5%, and
-payment declines 20%. Every order must end within its deadline and the audit find nothing."""
+payment declines 20%; then the same with every service in a process of its own (order and
+payment twice) and a bad link to Redis and PostgreSQL, on PostgreSQL with Streams and on SQLite
+with Pub/Sub. Every order must end within its deadline and the audit find nothing."""
 
 from __future__ import annotations
 
@@ -11,17 +13,17 @@ import pytest
 from sagashop.chaos import run as chaos
 from sagashop.config import Settings
 from sagashop.transport import TRANSPORTS
+from tests.support import database
 
 PLAN = chaos.Plan(purchases=2_000, kills=4)
+EVERYTHING = chaos.Plan(purchases=2_000, kills=6, layout="spread", bad_link=1)
 
 
-@pytest.mark.chaos
-@pytest.mark.parametrize("bus", TRANSPORTS)
-async def test_no_purchase_is_lost_and_nothing_is_created_or_destroyed_under_chaos(
-    bus: str, tmp_path: Path
-) -> None:
-    settings = Settings(
+def chaos_settings(bus: str, database_url: str | None = None) -> Settings:
+    """The faults of the bus and of payment, and a short deadline, as `run.py chaos` has them."""
+    return Settings(
         bus=bus,
+        database_url=database_url,
         fault_drop=0.02,
         fault_duplicate=0.05,
         payment_failure_rate=0.2,
@@ -30,17 +32,45 @@ async def test_no_purchase_is_lost_and_nothing_is_created_or_destroyed_under_cha
         sweep_every=0.5,
     )
 
-    outcome = await chaos.run(PLAN, settings, tmp_path)
 
+def assert_all_ended_and_the_books_balance(outcome: chaos.Outcome, plan: chaos.Plan) -> None:
     print("\n" + "\n".join(outcome.lines()))
-    assert not outcome.timed_out, f"longer than {PLAN.time_limit}s"
-    assert outcome.purchases == PLAN.purchases
-    assert sum(outcome.statuses.values()) == PLAN.purchases, "one order per purchase"
+    assert not outcome.timed_out, f"longer than {plan.time_limit}s"
+    assert outcome.purchases == plan.purchases
+    assert sum(outcome.statuses.values()) == plan.purchases, "one order per purchase"
     assert set(outcome.statuses) <= {"COMPLETED", "CANCELLED"}
-    assert (outcome.kills, outcome.redis_restarts) == (PLAN.kills, 1)
+    assert (outcome.kills, outcome.redis_restarts) == (plan.kills, 1)
     assert outcome.dropped > 0
     assert outcome.duplicated > 0
     assert outcome.past_deadline == 0
     assert outcome.audit["ok"], outcome.audit["violations"]
-    assert outcome.audit["counts"]["settled"] == PLAN.purchases
+    assert outcome.audit["counts"]["settled"] == plan.purchases
     assert outcome.clean_exits
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize("bus", TRANSPORTS)
+async def test_no_purchase_is_lost_and_nothing_is_created_or_destroyed_under_chaos(
+    bus: str, tmp_path: Path
+) -> None:
+    outcome = await chaos.run(PLAN, chaos_settings(bus), tmp_path)
+    assert_all_ended_and_the_books_balance(outcome, PLAN)
+
+
+@pytest.mark.chaos
+@pytest.mark.parametrize(
+    ("backend", "bus"),
+    [pytest.param("postgres", "streams", marks=pytest.mark.postgres), ("sqlite", "pubsub")],
+)
+async def test_every_fault_at_once_over_a_process_per_service(
+    backend: str, bus: str, tmp_path: Path
+) -> None:
+    """Each service in its own process, the order and payment services twice; while purchases
+    go on, processes are killed, Redis restarts, its link delays every chunk, drops connections
+    and is cut for 2 s, PostgreSQL's link is cut for 3 s; the bus loses and doubles events."""
+    async with database(backend) as url:
+        outcome = await chaos.run(EVERYTHING, chaos_settings(bus, url), tmp_path)
+
+    assert_all_ended_and_the_books_balance(outcome, EVERYTHING)
+    link_cuts = (outcome.links_dropped, outcome.redis_cuts, outcome.database_cuts)
+    assert link_cuts == (4, 1, 1 if backend == "postgres" else 0)

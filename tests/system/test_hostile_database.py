@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.proxy import proxy_to
+from sagashop.chaos.proxy import proxy_to
 from tests.support import database, eventually, make_settings, started_shop
 
 
