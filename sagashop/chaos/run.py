@@ -111,6 +111,9 @@ class Outcome:
     redis_restarts: int = 0
     dropped: int = 0
     duplicated: int = 0
+    nudges: int = 0
+    """Stalled sagas the order service re-drove (its last event published again)."""
+    dead_letters: int = 0
     links_dropped: int = 0
     redis_cuts: int = 0
     database_cuts: int = 0
@@ -144,6 +147,7 @@ class Outcome:
             f"the database cut {self.database_cuts}x",
             f"  orders: {dict(self.statuses)}; cancelled by {dict(self.reasons)}",
             f"  longest saga {self.longest_saga:.1f}s; {self.past_deadline} past the deadline",
+            f"  re-driven: {self.nudges} nudges; {self.dead_letters} dead letters",
             f"  every order ended {self.recovery_seconds:.1f}s after the last fault",
             f"  processes exited cleanly: {self.clean_exits}",
             *(["  STOPPED: the run took longer than its time limit"] if self.timed_out else []),
@@ -298,6 +302,7 @@ class Run:
         await self._wait_until_everything_ended()
         self.outcome.recovery_seconds = time.monotonic() - quiet_since
         await self._tally()
+        await self._count_dead_letters()
         self.outcome.audit = await self._get("/audit")
 
     async def _stock_the_shop(self) -> None:
@@ -367,15 +372,22 @@ class Run:
         self.outcome.redis_restarts += 1
 
     async def _count_faults(self, children: list[Child]) -> None:
-        """Add up what each process's bus dropped and duplicated (before it is killed)."""
+        """Add up what each process's bus dropped and duplicated, and the sagas it nudged
+        (before it is killed: its counts die with it)."""
         for child in children:
             try:
                 async with self.http.get(f"{child.url}/health") as response:
                     faults = (await response.json())["faults"]
+                async with self.http.get(f"{child.url}/metrics") as response:
+                    scraped = await response.text()
             except (aiohttp.ClientError, KeyError):
                 continue
             self.outcome.dropped += faults["dropped"]
             self.outcome.duplicated += faults["duplicated"]
+            self.outcome.nudges += _nudges(scraped)
+
+    async def _count_dead_letters(self) -> None:
+        self.outcome.dead_letters = len(await self._every("/dead-letters", "deadLetters"))
 
     async def _wait_until_everything_ended(self) -> None:
         """Until the audit sees no order in flight; bounded by the deadline and its undoing."""
@@ -393,7 +405,7 @@ class Run:
     async def _tally(self) -> None:
         deadline = self.settings.saga_deadline + 2 * self.settings.sweep_every + 1.0
         for user in self.users:
-            for order in await self._every_order_of(user):
+            for order in await self._every(f"/user/{user}/orders", "orders"):
                 self.outcome.statuses[order["status"]] += 1
                 if order["failureReason"]:
                     self.outcome.reasons[order["failureReason"].split(":")[0]] += 1
@@ -401,17 +413,16 @@ class Run:
                 self.outcome.longest_saga = max(self.outcome.longest_saga, lasted)
                 self.outcome.past_deadline += lasted > deadline
 
-    async def _every_order_of(self, user: str) -> list[dict[str, Any]]:
-        """All of them, a page at a time."""
-        orders: list[dict[str, Any]] = []
-        cursor = ""
+    async def _every(self, path: str, key: str) -> list[dict[str, Any]]:
+        """Every entry of a paged list (`key` in each page), following its cursors."""
+        found: list[dict[str, Any]] = []
+        after = ""
         while True:
-            path = f"/user/{user}/orders?limit={MAX_LIST}" + (f"&cursor={cursor}" if cursor else "")
-            page = await self._get(path)
-            orders += page["orders"]
+            page = await self._get(f"{path}?limit={MAX_LIST}{after}")
+            found += page[key]
             if not page["next"]:
-                return orders
-            cursor = page["next"]
+                return found
+            after = f"&cursor={page['next']}"
 
     async def _post(
         self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -432,6 +443,15 @@ class Run:
             except (aiohttp.ClientConnectionError, TimeoutError):
                 pass
             await asyncio.sleep(0.2)
+
+
+def _nudges(scraped: str) -> int:
+    """`sagashop_nudges_total`, summed over its labels, from a `/metrics` page."""
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in scraped.splitlines()
+        if line.startswith("sagashop_nudges_total{")
+    )
 
 
 def _seconds_between(start: str, end: str) -> float:
