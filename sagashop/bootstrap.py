@@ -389,22 +389,25 @@ class Node:
         or double some on purpose in chaos runs); `taken` once every one of them has taken its
         own. False if one of them has stopped (the node is stopping): then none is told."""
         with self._publishing(events, "local") as outgoing:
-            batches: dict[str, list[Event]] = {}
-            for event, copies in zip(outgoing, self.events.copies(outgoing), strict=True):
-                for name in self._consumers[event.name]:
-                    batches.setdefault(name, []).extend([event] * copies)
-            actors = {name: self.actors[name] for name in batches}
-            if not all(actor.is_alive() for actor in actors.values()):
-                return False
-            countdown = Countdown(len(batches), taken)
-            for name, batch in batches.items():
-                try:
-                    actors[name].tell(HandleEvents(tuple(batch), countdown.one_done))
-                except pykka.ActorDeadError:
-                    return False  # what was told is taken, and will be again: the steps replay
-                self.metrics.handed_over.count(batch)
-                self.metrics.taken_over.count(batch)
-            return True
+            return self._tell_here(outgoing, taken)
+
+    def _tell_here(self, events: Sequence[Event], taken: Callable[[], None]) -> bool:
+        batches: dict[str, list[Event]] = {}
+        for event, copies in zip(events, self.events.copies(events), strict=True):
+            for name in self._consumers[event.name]:
+                batches.setdefault(name, []).extend([event] * copies)
+        actors = {name: self.actors[name] for name in batches}
+        if not all(actor.is_alive() for actor in actors.values()):
+            return False
+        countdown = Countdown(len(batches), taken)
+        for name, batch in batches.items():
+            try:
+                actors[name].tell(HandleEvents(tuple(batch), countdown.one_done))
+            except pykka.ActorDeadError:
+                return False  # what was told is taken, and will be again: the steps replay
+            self.metrics.handed_over.count(batch)
+            self.metrics.taken_over.count(batch)
+        return True
 
     async def _publish(self, events: Sequence[Event]) -> list[int]:
         """The relay's way onto the bus, counting what went out."""

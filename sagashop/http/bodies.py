@@ -34,6 +34,7 @@ MAX_BALANCE = 10**12
 MAX_PRICE = 10**9
 MAX_STOCK = 10**6
 MAX_LIST = 200
+MAX_NAME = 64
 
 HIDDEN = frozenset({"Cc", "Cf", "Co", "Zl", "Zp"})
 """What a name may not hold: controls, format characters (zero-width, the bidirectional
@@ -79,9 +80,11 @@ def _shown_as_is(name: str) -> str:
 
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
     AfterValidator(_shown_as_is),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME_PATTERN}),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": MAX_NAME, "pattern": NAME_PATTERN}
+    ),
 ]
 
 

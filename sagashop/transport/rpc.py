@@ -204,15 +204,17 @@ def _in_parts(request_id: str, body: str) -> list[str]:
     pieces = [raw[start : start + REPLY_PART] for start in range(0, len(raw), REPLY_PART)]
     if len(pieces) > MAX_PARTS:
         raise ValueError(f"a reply of {len(raw)} bytes is over {MAX_REPLY_BYTES}")
-    count = len(pieces)
     return [
-        json.dumps({"id": request_id, "part": n, "of": count, "data": _text_of(piece)})
+        json.dumps(
+            {
+                "id": request_id,
+                "part": n,
+                "of": len(pieces),
+                "data": base64.b64encode(piece).decode(),
+            }
+        )
         for n, piece in enumerate(pieces)
     ]
-
-
-def _text_of(piece: bytes) -> str:
-    return base64.b64encode(piece).decode()
 
 
 def _checked_request(body: Any) -> dict[str, Any]:

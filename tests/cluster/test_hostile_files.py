@@ -14,36 +14,29 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import aiohttp
-
-from sagashop.chaos.processes import Child
+from tests.cluster.processes import run_process
 from tests.support import Shop, make_settings
 
 
 async def test_the_data_directory_is_private_whatever_the_umask(tmp_path: Path) -> None:
     data = tmp_path / "data"
     settings = replace(make_settings("unused", data, None), redis_url=None)
-    child = Child("shop", "all", settings, tmp_path / "shop.log")
     with umask(0o022):
-        await child.start()
-        await _buy_and_back_up(child)
-        assert _readable_by_others(data) == [], "while it runs"
-        assert {p.name for p in data.iterdir()} >= {"user.sqlite3", "user.sqlite3-wal"}
-        assert await child.stop() == 0
+        async with run_process("shop", "all", settings, tmp_path) as shop:
+            await _buy_and_back_up(shop.shop)
+            assert _readable_by_others(data) == [], "while it runs"
+            assert {p.name for p in data.iterdir()} >= {"user.sqlite3", "user.sqlite3-wal"}
 
         _as_a_release_before_left_it(data)
-        await child.start()
-        assert _readable_by_others(data) == [], "at start, what was left readable"
-        await _buy_and_back_up(child)
-        assert _readable_by_others(data) == []
-        assert await child.stop() == 0
+        async with run_process("shop", "all", settings, tmp_path) as shop:
+            assert _readable_by_others(data) == [], "at start, what was left readable"
+            await _buy_and_back_up(shop.shop)
+            assert _readable_by_others(data) == []
 
 
-async def _buy_and_back_up(child: Child) -> None:
-    async with aiohttp.ClientSession(child.url) as session:
-        shop = Shop(session)
-        await shop.settle((await shop.buy(await shop.new_user(), await shop.new_item()))["id"])
-        await shop.ok("POST", "/backups", expect=201)
+async def _buy_and_back_up(shop: Shop) -> None:
+    await shop.settle((await shop.buy(await shop.new_user(), await shop.new_item()))["id"])
+    await shop.ok("POST", "/backups", expect=201)
 
 
 def _readable_by_others(data: Path) -> list[str]:

@@ -10,9 +10,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from sagashop.http.server import BURST
+from tests.cluster.processes import run_process
 from tests.support import with_cluster_on
 
 UNREADABLE = {
@@ -43,11 +43,10 @@ async def _exchange(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
 async def test_what_the_parser_refuses_is_answered_and_logged_as_the_api_does(
     cluster_settings: Settings, tmp_path: Path
 ) -> None:
-    child = Child("shop", "all", cluster_settings, tmp_path / "shop.log")
-    await child.start()
-    try:
+    async with run_process("shop", "all", cluster_settings, tmp_path) as shop:
+        port = shop.child.port
         for what, raw in UNREADABLE.items():
-            status, headers, body = await _exchange(child.port, raw)
+            status, headers, body = await _exchange(port, raw)
             assert status == 400, what
             assert headers["Server"] == "sagashop", what
             assert headers["X-Content-Type-Options"] == "nosniff", what
@@ -57,10 +56,8 @@ async def test_what_the_parser_refuses_is_answered_and_logged_as_the_api_does(
             assert b"aaaa" not in body, f"{what}: the request echoed"
             assert b"X-1" not in body, f"{what}: the request echoed"
         for _ in range(100):
-            await _exchange(child.port, UNREADABLE["a byte that is not UTF-8 in the path"])
-    finally:
-        assert await child.stop() == 0
-    logged = child.log_text()
+            await _exchange(port, UNREADABLE["a byte that is not UTF-8 in the path"])
+    logged = shop.log_text()
     assert "Traceback" not in logged
     # 104 refused; a burst a window (a slow machine may open a second window meanwhile)
     assert BURST <= logged.count("an unreadable request") <= 2 * BURST
