@@ -115,7 +115,9 @@ def check_books(settings: config.Settings, args: argparse.Namespace) -> int:
 def add_dead_letter_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["list", "replay"])
     parser.add_argument("letter", nargs="?", help="replay: the letter's id, e.g. item-3")
-    parser.add_argument("--all", action="store_true", help="replay: every letter not replayed yet")
+    parser.add_argument(
+        "--all", action="store_true", help="replay: every letter that waits for a replay"
+    )
     parser.add_argument("--service", choices=SERVICE_NAMES, help="only this service's letters")
     add_front_door_argument(parser)
 
@@ -166,7 +168,7 @@ async def _act_on_letters(door: remote.FrontDoor, args: argparse.Namespace) -> N
         if args.action == "list":
             print(remote.letter_line(letter))
             found += 1
-        elif not letter["replayedAt"]:
+        elif not letter["replayedAt"] and not letter["closedWith"]:
             await _replay(door, letter["id"])
             found += 1
     print(f"{found} dead letter(s) {'listed' if args.action == 'list' else 'replayed'}")
@@ -244,7 +246,7 @@ def add_makemigrations_arguments(parser: argparse.ArgumentParser) -> None:
 def make_migrations(_settings: config.Settings, args: argparse.Namespace) -> int:
     """Write the migrations that bring each service's migrations level with its models
     (Tortoise's autodetector); review them, and commit them with the models."""
-    writers = asyncio.run(detect_changes({s.name: s.models for s in SERVICES}))
+    writers = asyncio.run(detect_changes({str(s.name): s.models for s in SERVICES}))
     if not writers:
         print("no changes: the migrations match the models")
     for writer in writers:

@@ -66,6 +66,8 @@ def _said(body: Any) -> str:
 
 def letter_line(letter: Mapping[str, Any]) -> str:
     replayed = f", replayed {letter['replayedAt']}" if letter["replayedAt"] else ""
+    if letter["closedWith"]:
+        replayed = f", closed with {letter['closedWith']} (nothing to replay)"
     return (
         f"{letter['id']}  {letter['service']} {letter['step']}  order {letter['orderId']}  "
         f"{letter['failures']} failure(s){replayed}: {letter['error']}"

@@ -207,6 +207,11 @@ class DeadLetter(Answer):
     createdAt: datetime
     updatedAt: datetime
     replayedAt: datetime | None
+    closedWith: str | None = Field(
+        description="the failure event its step was closed with when given up (a step that can "
+        "fail): the order was cancelled and what came before undone, so it is not replayed "
+        "(409) and not counted as waiting; null: it waits for a fix and a replay"
+    )
 
 
 class DeadLetters(Answer):
@@ -300,7 +305,9 @@ class Summary(Answer):
     cancelledBy: dict[str, int] = Field(
         description="cancelled orders by the service that refused them (order: they expired)"
     )
-    deadLetters: int = Field(description="events given up on and not replayed yet, in all")
+    deadLetters: int = Field(
+        description="events given up on that wait for a replay (not replayed yet, not closed)"
+    )
     unavailable: dict[str, str] = Field(description="services that did not answer, and why")
 
 

@@ -348,7 +348,8 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 @allow(OPERATOR)
 async def replay_dead_letter(request: web.Request) -> web.Response:
     """Deliver a dead letter's event to its service again, after the cause is fixed; once per
-    failure (409 if it was replayed and has not failed again since)."""
+    failure (409 if it was replayed and has not failed again since, or if its step was closed
+    with its failure event when given up: the saga was undone then, nothing waits)."""
     service, letter_id = dead_letter_id(
         request.match_info["letter_id"], request.app[NODE].catalogue
     )

@@ -22,9 +22,12 @@ class DeadLetters:
         self.service = service
         self.letters = letters
 
-    def bury(self, sql: Sql, event: Event, step: str, error: str) -> Script[None]:
+    def bury(
+        self, sql: Sql, event: Event, step: str, error: str, closed_with: str | None = None
+    ) -> Script[None]:
         """Keep the event as the dead letter of its (order, step), inside the caller's
-        transaction; again, it counts one failure more and waits for a replay again."""
+        transaction; again, it counts one failure more and waits for a replay again.
+        `closed_with`: the failure event that closed the step, for a step that can fail."""
         moment = datetime.now(UTC)
         letter = {
             "order_id": canonical_uuid(event.order_id),
@@ -35,6 +38,7 @@ class DeadLetters:
             "created_at": moment,
             "updated_at": moment,
             "replayed_at": None,
+            "closed_with": closed_with,
         }
         again = {"event": "excluded", "error": "excluded", "updated_at": "excluded"}
         again |= {"failures": '{row}."failures" + 1', "replayed_at": "NULL"}
@@ -54,18 +58,26 @@ class DeadLetters:
         ]
 
     async def count(self) -> int:
-        """How many letters wait for a fix and a replay (not those replayed already)."""
-        return await self.letters.filter(replayed_at=None).count()
+        """How many letters wait for a fix and a replay (not those replayed already, nor those
+        whose step closed with its failure)."""
+        return await self.letters.filter(replayed_at=None, closed_with=None).count()
 
     async def exhume(self, letter_id: int) -> Event:
         """The dead letter's event, for the caller to deliver again: claimed for this replay by
         the one statement that marks it replayed only if it waits for one, so two replays of a
         letter at once deliver it once (the other is told 409). A letter that fails again waits
-        for a replay again (`bury`)."""
-        claimed = await self.letters.filter(id=letter_id, replayed_at=None).update(
-            replayed_at=now()
-        )
+        for a replay again (`bury`). A letter whose step closed with its failure event is not
+        delivered: the step would only give that failure again (409)."""
+        claimed = await self.letters.filter(
+            id=letter_id, replayed_at=None, closed_with=None
+        ).update(replayed_at=now())
         letter = await found(self.letters, str(letter_id), "dead letter")
+        if letter.closed_with is not None:
+            raise Conflict(
+                f"dead letter {self.service}-{letter_id}: its step {letter.step} was closed with "
+                f"{letter.closed_with} when given up, so the order was cancelled and what came "
+                "before undone; a replay would only repeat that failure"
+            )
         if not claimed:
             raise Conflict(
                 f"dead letter {self.service}-{letter_id} was replayed already, and has not "

@@ -1,6 +1,7 @@
-"""Retention: the step rows, the replayed dead letters and the service's own per-order records
-of orders settled more than `--retain` ago are deleted, a small batch at a time, so that the
-step tables do not grow for ever (they gain one to three rows per order and service).
+"""Retention: the step rows, the replayed (or closed) dead letters and the service's own
+per-order records of orders settled more than `--retain` ago are deleted, a small batch at a
+time, so that the step tables do not grow for ever (they gain one to three rows per order and
+service).
 
 Only what the order service says is settled goes (it owes nothing, and ended before the
 cutoff): a step row is what makes a redelivered event replay its outcome instead of acting
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.models import Model
 
 from sagashop.saga.declare import Kept
@@ -54,7 +56,9 @@ class Retention:
         records = Kept(self.step_log.records, "handled_at")
         gone = await self._batch(records, before, ("published", "outcome"), _published)
         letters = self.step_log.dead_letters.letters
-        gone += await letters.filter(replayed_at__lt=before).delete()
+        gone += await letters.filter(
+            Q(replayed_at__lt=before) | Q(closed_with__not_isnull=True, updated_at__lt=before)
+        ).delete()
         for kept in self.own:
             gone += await self._batch(kept, before)
         if gone:

@@ -231,7 +231,11 @@ class StepLog:
         yield from batch.save(sql, book)
         for claim in fresh:
             if claim.gave_up is not None:
-                yield from self.dead_letters.bury(sql, claim.event, claim.step, claim.gave_up)
+                closed = outcomes[claim.key]
+                closed_with = None if closed is None else str(closed.name)
+                yield from self.dead_letters.bury(
+                    sql, claim.event, claim.step, claim.gave_up, closed_with
+                )
         ids: dict[StepKey, int] = {}
         if fresh:
             rows = [self._step_row(claim, outcomes[claim.key], moment) for claim in fresh]

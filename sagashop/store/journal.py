@@ -42,6 +42,9 @@ class DeadLetter(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
     replayed_at = fields.DatetimeField(null=True)
+    closed_with = fields.CharField(max_length=64, null=True)
+    """The failure event its step was closed with when given up (a step that can fail): the
+    saga was undone then, so there is nothing to replay."""
 
     class Meta:
         abstract = True

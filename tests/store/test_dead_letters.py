@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sagashop.errors import NotFound
+from sagashop.errors import Conflict, NotFound
 from sagashop.events import EventName
 from tests.store.harness import Steps
 
@@ -39,6 +39,7 @@ async def test_giving_up_on_a_step_that_can_fail_closes_it_with_its_failure_even
     )
     assert letter["event"] == purchase.created.to_dict()
     assert letter["replayedAt"] is None
+    assert letter["closedWith"] == "balance.rejected"
     assert await steps.taken("user", purchase.order_id) == [("reserve", "balance.rejected")]
     assert await steps.unpublished("user", purchase.order_id) == [
         ((await steps.step_rows("user", purchase.order_id))[0].id, failure)
@@ -66,6 +67,7 @@ async def test_giving_up_on_a_step_that_cannot_fail_keeps_a_letter_and_emits_not
 ) -> None:
     purchase = await steps.purchase()
     spent = purchase.then(EventName.ORDER_COMPLETED)
+    waiting = await steps.within(steps.logs["user"].dead_letters.count())
 
     outcome = await steps.give_up("user", spent, ValueError("bad row"))
 
@@ -79,6 +81,26 @@ async def test_giving_up_on_a_step_that_cannot_fail_keeps_a_letter_and_emits_not
         "ValueError: bad row",
         1,
     )
+    assert letter["closedWith"] is None
+    assert await steps.within(steps.logs["user"].dead_letters.count()) == waiting + 1
+
+
+async def test_a_letter_whose_step_closed_with_its_failure_is_neither_waiting_nor_replayed(
+    steps: Steps,
+) -> None:
+    """The give-up cancelled the order and undid what came before: delivering the event again
+    would only give the recorded failure again, so the letter is told 409 and stays as it is."""
+    purchase = await steps.purchase(balance=5_000, price=1_000)
+    letters = steps.logs["user"].dead_letters
+    waiting = await steps.within(letters.count())
+    await steps.give_up("user", purchase.created, RuntimeError("boom"))
+    [letter] = await steps.dead_letters("user", purchase.order_id)
+
+    with pytest.raises(Conflict, match=r"closed with balance\.rejected when given up"):
+        await steps.within(letters.exhume(number(letter)))
+
+    assert await steps.dead_letters("user", purchase.order_id) == [letter]
+    assert await steps.within(letters.count()) == waiting
 
 
 async def test_giving_up_twice_counts_the_failures_and_keeps_the_latest_error(

@@ -1,6 +1,6 @@
-"""Retention, against each real database: the step rows and replayed dead letters of orders the
-order service says settled, older than the cutoff, go in batches; a row of an order not settled,
-an outcome not yet published, and anything newer stay."""
+"""Retention, against each real database: the step rows and replayed or closed dead letters of
+orders the order service says settled, older than the cutoff, go in batches; a row of an order
+not settled, an outcome not yet published, and anything newer stay."""
 
 from __future__ import annotations
 
@@ -59,3 +59,20 @@ async def test_an_outcome_not_yet_published_stays_whatever_its_age(steps: Steps)
         pass
 
     assert await steps.taken("user", purchase.order_id) == [("reserve", "balance.reserved")]
+
+
+async def test_a_closed_letter_goes_with_age_and_a_waiting_one_stays(steps: Steps) -> None:
+    """A letter whose step closed with its failure waits for nothing; one that waits for a
+    replay stays however old, until it is replayed."""
+    closed, waiting = await steps.purchase(), await steps.purchase()
+    await steps.give_up("user", closed.created, RuntimeError("boom"))
+    await steps.give_up("user", waiting.then(EventName.ORDER_COMPLETED), RuntimeError("boom"))
+    _asked, settled = settled_are({closed.order_id, waiting.order_id})
+    retention = Retention(steps.logs["user"], KEEP, settled)
+
+    later = datetime.now(UTC) + KEEP + timedelta(seconds=1)
+    while await steps.within(retention.prune(later)):
+        pass
+
+    assert await steps.dead_letters("user", closed.order_id) == []
+    assert len(await steps.dead_letters("user", waiting.order_id)) == 1
