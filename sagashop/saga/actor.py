@@ -184,6 +184,7 @@ class ServiceActor(pykka.ThreadingActor):
         self.step_log = step_log
         self.loop = loop
         self.retry = retry
+        self.answering = retry.for_callers()
         self.metrics = metrics
         self.log = logging.getLogger(f"sagashop.{service.name}")
 
@@ -309,7 +310,8 @@ class ServiceActor(pykka.ThreadingActor):
         self.step_log.database.close_here()
 
     def _retried(self, work: Callable[[], Coroutine[Any, Any, T]], what: str) -> T:
-        return self.retry.call(lambda: self._on_loop(work()), what)
+        """A command's run, retried as long as its caller is willing to wait."""
+        return self.answering.call(lambda: self._on_loop(work()), what)
 
     def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(translated(work))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from sagashop.errors import CallerError
@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT_ERRORS = (StoreUnavailable, ConnectionError, OSError, TimeoutError)
+CALLER_WAITS = 5.0
+"""Seconds a command someone waits for (a request) is retried while the database is away, at
+most: past that the caller is told 503 and may try again, rather than wait out a step's budget."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,10 @@ class RetryPolicy:
             # later batch may overtake one still being tried (an undoing before what it undoes);
             # only this service waits, while the loop and the other actors go on.
             time.sleep(delay)
+
+    def for_callers(self) -> RetryPolicy:
+        """This policy, with no more transient budget than a waiting caller bears."""
+        return replace(self, transient_budget=min(self.transient_budget, CALLER_WAITS))
 
     def _delay(self, failures: int) -> float:
         return min(self.max_delay, self.first_delay * 2.0 ** (failures - 1))

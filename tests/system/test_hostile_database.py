@@ -1,16 +1,29 @@
 """The database goes away under a running system: a read is told 503 (`try again shortly`),
-never 500, and once it is back the system answers again, its books whole.
+never 500, and a write the same after a few seconds of retries; once it is back the system
+answers again, its books whole.
 PostgreSQL reached through a proxy the test cuts (every connection dropped, new ones refused)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from sagashop.chaos.proxy import proxy_to
+from sagashop.saga.retry import CALLER_WAITS
 from tests.support import database, eventually, make_settings, started_shop
+
+
+def writes(user: str, item: str) -> list[tuple[str, dict[str, Any]]]:
+    """Writes a caller waits for: each is retried a few seconds, then told 503 (not 500, and not
+    after the steps' whole budget of 30 s)."""
+    return [
+        ("/users", {"username": "late", "balance": 1_000}),
+        ("/orders", {"userId": user, "itemId": item, "quantity": 1}),
+    ]
 
 
 @pytest.mark.postgres
@@ -25,10 +38,15 @@ async def test_a_database_gone_away_answers_503_and_the_system_comes_back(
             async with started_shop(make_settings(redis_url, tmp_path, through)) as shop:
                 user, item = await shop.new_user(balance=5_000), await shop.new_item()
                 await proxy.cut()
-                # reads; a write is told the same once its retries (about 30 s) are spent
                 for path in (f"/user/{user}/balance", "/items", f"/user/{user}/orders"):
                     status, answer = await shop.call("GET", path)
                     assert (status, answer["error"]["code"]) == (503, "service_unavailable"), path
+                for path, body in writes(user, item):
+                    started = time.monotonic()
+                    status, answer = await shop.call("POST", path, json=body)
+                    assert (status, answer["error"]["code"]) == (503, "service_unavailable"), path
+                    waited = time.monotonic() - started
+                    assert waited < CALLER_WAITS + 3, f"{path} answered after {waited:.1f}s"
                 await proxy.restore()
                 balance = await eventually(
                     lambda: shop.call("GET", f"/user/{user}/balance"),
