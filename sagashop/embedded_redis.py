@@ -108,7 +108,7 @@ class EmbeddedRedis:
                 str(self.data_dir / LOG_FILE),
             ],
             stdout=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,
         )
         _wait_until_up(self._server, self.socket_path)
         log.info(
@@ -194,7 +194,7 @@ def _wait_until_up(server: subprocess.Popen[bytes], socket_path: Path) -> None:
     raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT:g}s")
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
+def die_with_parent(sent: signal.Signals = signal.SIGTERM) -> None:
+    """In the child, before exec: ask Linux to send `sent` when the parent dies."""
     pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, sent)

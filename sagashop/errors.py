@@ -8,7 +8,7 @@ caller is told are decided by class:
     └── the system's own, each where it is raised: StoreConflict (taken again at once) and
         StoreUnavailable (taken again while the budget lasts; a caller is told 503), MalformedEvent
         and Rejected (a message refused at the bus's edge), SchemaError, InvalidToken, NoBusKeys,
-        RedisRefused, NoRedisServer
+        RedisRefused, NoRedisServer, NoPostgres
 """
 
 from __future__ import annotations

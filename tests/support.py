@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import asyncpg
 import pytest
@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sagashop.actors import SERVICES
 from sagashop.bootstrap import Node
+from sagashop.chaos.postgres import NoPostgres, postgres_binaries, run_as
 from sagashop.config import Settings
 from sagashop.http import NODE, create_app
 from sagashop.names import Request
@@ -105,18 +106,33 @@ def make_settings(
     return Settings(**{**values, **overrides})
 
 
+def _absent(reason: str) -> NoReturn:
+    """Skip, saying why; fail instead under REQUIRE_SERVICES=1 (CI, which has PostgreSQL)."""
+    reason += "; REQUIRE_SERVICES=1 makes this a failure."
+    if REQUIRE_SERVICES:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 async def _postgres_or_skip() -> None:
     try:
         connection = await asyncpg.connect(POSTGRES_URL, timeout=3)
     except (OSError, asyncpg.PostgresError) as error:
-        reason = (
+        _absent(
             f"PostgreSQL is not reachable at {POSTGRES_URL} ({error}). "
-            "Set TEST_POSTGRES_URL to test on PostgreSQL; REQUIRE_SERVICES=1 makes this a failure."
+            "Set TEST_POSTGRES_URL to test on PostgreSQL"
         )
-        if REQUIRE_SERVICES:
-            pytest.fail(reason)
-        pytest.skip(reason)
     await connection.close()
+
+
+def own_postgres_or_skip() -> None:
+    """For a test that starts a PostgreSQL of its own (`OwnPostgres`): its programs are there,
+    and a user to run them as."""
+    try:
+        postgres_binaries()
+        run_as()
+    except NoPostgres as error:
+        _absent(f"{error}. A test starting a PostgreSQL of its own needs its server programs")
 
 
 @asynccontextmanager

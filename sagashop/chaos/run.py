@@ -3,6 +3,7 @@
     python run.py chaos                       2,000 purchases on Pub/Sub
     python run.py chaos --bus streams --purchases 5000
     python run.py chaos --layout spread --bad-link 1 --database-url postgres://…/empty
+    python run.py chaos --layout spread --bad-link 1 --own-postgres 1 --bus streams
 
 It starts a Redis of its own and four processes: a front door that runs no service and takes
 the purchases, and three that share the six services (`--layout spread`: each service in a
@@ -11,6 +12,9 @@ purchases are placed it
 
 - kills a random service process with SIGKILL and starts it again, several times;
 - restarts Redis once;
+- with `--own-postgres 1`: runs the services' database on a PostgreSQL server it starts itself
+  (initdb) and restarts it once, with an immediate stop as after a crash (it replays its
+  write-ahead log on start);
 - has the bus lose a share of the events it publishes and send another share twice;
 - has the payment mock decline a share of payments;
 - with `--bad-link 1`: reaches Redis through a proxy that holds each chunk back up to 5 ms,
@@ -42,6 +46,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from sagashop.chaos.postgres import OwnPostgres
 from sagashop.chaos.processes import Child
 from sagashop.chaos.proxy import Proxy
 from sagashop.config import Settings
@@ -99,6 +104,10 @@ class Plan:
     """How the services are dealt over processes (`LAYOUTS`)."""
     bad_link: int = 0
     """1: Redis (and PostgreSQL) reached through a proxy that delays, drops and cuts."""
+    own_postgres: int = 0
+    """1: the services' database is a PostgreSQL the run starts itself (initdb, from pg_config's
+    bindir or PATH; instead of --database-url), restarted (immediate stop, as after a crash)
+    once mid-run."""
 
 
 @dataclass
@@ -109,6 +118,9 @@ class Outcome:
     placing_seconds: float = 0.0
     kills: int = 0
     redis_restarts: int = 0
+    database_restarts: int = 0
+    database_down: float = 0.0
+    """Seconds the restarted PostgreSQL took to accept connections again, from its stop."""
     dropped: int = 0
     duplicated: int = 0
     nudges: int = 0
@@ -142,6 +154,7 @@ class Outcome:
             f"chaos run {'passed' if self.ok else 'FAILED'}",
             f"  purchases: {self.purchases} in {self.placing_seconds:.1f}s ({rate:.0f}/s)",
             f"  faults: {self.kills} processes killed, Redis restarted {self.redis_restarts}x, "
+            f"the database restarted {self.database_restarts}x (down {self.database_down:.1f}s), "
             f"{self.dropped} events dropped, {self.duplicated} duplicated",
             f"  link: {self.links_dropped} connections dropped, Redis cut {self.redis_cuts}x, "
             f"the database cut {self.database_cuts}x",
@@ -175,8 +188,12 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
-    """Start a Redis and the processes in `workdir`, place the purchases under faults, wait
-    for every order to end, audit, and stop everything."""
+    """Start a Redis (and a PostgreSQL) and the processes in `workdir`, place the purchases
+    under faults, wait for every order to end, audit, and stop everything."""
+    postgres = OwnPostgres(workdir / "postgres.log") if plan.own_postgres else None
+    if postgres is not None:
+        postgres.start()
+        settings = replace(settings, database_url=postgres.url)
     redis = EmbeddedRedis(workdir / "redis")
     redis.start()
     settings = replace(
@@ -197,7 +214,7 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         for child in children:
             await child.start()
         async with aiohttp.ClientSession(children[0].url) as http, asyncio.timeout(plan.time_limit):
-            await Run(plan, settings, http, children, redis, links, outcome).go()
+            await Run(plan, settings, http, children, redis, postgres, links, outcome).go()
     except TimeoutError:
         outcome.timed_out = True
     finally:
@@ -205,6 +222,8 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         outcome.clean_exits = all(code == 0 for code in codes)
         await links.stop()
         redis.stop()
+        if postgres is not None:
+            postgres.stop()
     return outcome
 
 
@@ -276,6 +295,7 @@ class Run:
     http: aiohttp.ClientSession
     children: list[Child]
     redis: EmbeddedRedis
+    postgres: OwnPostgres | None
     links: Links
     outcome: Outcome
     rng: random.Random = field(init=False)
@@ -339,12 +359,15 @@ class Run:
         self.outcome.purchases = self.placed
 
     async def _make_trouble(self) -> None:
-        """Kill processes at even steps of the run, and restart Redis a little before halfway."""
+        """Kill processes at even steps of the run, restart Redis a little before halfway and
+        PostgreSQL (the run's own) at 70%."""
         steps = [k / (self.plan.kills + 1) for k in range(1, self.plan.kills + 1)]
         trouble: list[tuple[float, Callable[[], Awaitable[None]]]] = [
             (step, self._kill_one) for step in steps
         ]
         trouble.append((0.45, self._restart_redis))
+        if self.postgres is not None:
+            trouble.append((0.7, partial(self._restart_postgres, self.postgres)))
         trouble += self.links.trouble()
         for share, act in sorted(trouble, key=lambda pair: pair[0]):
             async with self.progress:
@@ -370,6 +393,11 @@ class Run:
         log.warning("chaos: restarting Redis")
         await asyncio.to_thread(self.redis.restart)
         self.outcome.redis_restarts += 1
+
+    async def _restart_postgres(self, postgres: OwnPostgres) -> None:
+        log.warning("chaos: restarting PostgreSQL (an immediate stop, as after a crash)")
+        self.outcome.database_down = await asyncio.to_thread(postgres.restart)
+        self.outcome.database_restarts += 1
 
     async def _count_faults(self, children: list[Child]) -> None:
         """Add up what each process's bus dropped and duplicated, and the sagas it nudged

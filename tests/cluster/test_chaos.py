@@ -1,11 +1,13 @@
 """The chaos run, as a test: 2,000 purchases over four processes while processes are killed
 with SIGKILL and restarted, Redis restarts, the bus loses 2% of events and doubles 5%, and
 payment declines 20%; then the same with every service in a process of its own (order and
-payment twice) and a bad link to Redis and PostgreSQL, on PostgreSQL with Streams and on SQLite
-with Pub/Sub. Every order must end within its deadline and the audit find nothing."""
+payment twice) and a bad link to Redis and PostgreSQL, on PostgreSQL with Streams (a PostgreSQL
+of the run's own, restarted as after a crash) and on SQLite with Pub/Sub. Every order must end
+within its deadline and the audit find nothing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,17 +15,16 @@ import pytest
 from sagashop.chaos import run as chaos
 from sagashop.config import Settings
 from sagashop.transport import TRANSPORTS
-from tests.support import database
+from tests.support import own_postgres_or_skip
 
 PLAN = chaos.Plan(purchases=2_000, kills=4)
 EVERYTHING = chaos.Plan(purchases=2_000, kills=6, layout="spread", bad_link=1)
 
 
-def chaos_settings(bus: str, database_url: str | None = None) -> Settings:
+def chaos_settings(bus: str) -> Settings:
     """The faults of the bus and of payment, and a short deadline, as `run.py chaos` has them."""
     return Settings(
         bus=bus,
-        database_url=database_url,
         fault_drop=0.02,
         fault_duplicate=0.05,
         payment_failure_rate=0.2,
@@ -67,10 +68,15 @@ async def test_every_fault_at_once_over_a_process_per_service(
 ) -> None:
     """Each service in its own process, the order and payment services twice; while purchases
     go on, processes are killed, Redis restarts, its link delays every chunk, drops connections
-    and is cut for 2 s, PostgreSQL's link is cut for 3 s; the bus loses and doubles events."""
-    async with database(backend) as url:
-        outcome = await chaos.run(EVERYTHING, chaos_settings(bus, url), tmp_path)
+    and is cut for 2 s, PostgreSQL (the run's own) restarts as after a crash and its link is cut
+    for 3 s; the bus loses and doubles events."""
+    plan = EVERYTHING
+    if backend == "postgres":
+        own_postgres_or_skip()
+        plan = replace(EVERYTHING, own_postgres=1)
+    outcome = await chaos.run(plan, chaos_settings(bus), tmp_path)
 
-    assert_all_ended_and_the_books_balance(outcome, EVERYTHING)
+    assert_all_ended_and_the_books_balance(outcome, plan)
     link_cuts = (outcome.links_dropped, outcome.redis_cuts, outcome.database_cuts)
     assert link_cuts == (4, 1, 1 if backend == "postgres" else 0)
+    assert outcome.database_restarts == (1 if backend == "postgres" else 0)
