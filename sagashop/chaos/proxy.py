@@ -63,6 +63,12 @@ class Proxy:
         return await asyncio.open_connection(self._host, self._port)
 
     async def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection, carried until either end closes or the proxy drops it; a dropped one
+        ends as if closed (asyncio logs a connection handler that ends cancelled as an error)."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._carry(reader, writer)
+
+    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._links.add(task)

@@ -191,26 +191,27 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
     """Start a Redis (and a PostgreSQL) and the processes in `workdir`, place the purchases
     under faults, wait for every order to end, audit, and stop everything."""
     postgres = OwnPostgres(workdir / "postgres.log") if plan.own_postgres else None
-    if postgres is not None:
-        postgres.start()
-        settings = replace(settings, database_url=postgres.url)
     redis = EmbeddedRedis(workdir / "redis")
-    redis.start()
-    settings = replace(
-        settings,
-        redis_url=redis.url,
-        namespace=f"chaos-{uuid.uuid4().hex[:8]}",
-        data_dir=workdir / "data",
-        rate_limit="off",  # every purchase comes from this one address
-    )
     links = Links(plan, random.Random(plan.seed))
-    settings = await links.start(settings, redis)
-    children = [
-        Child(name, services, settings, workdir / f"{name}.log")
-        for name, services in LAYOUTS[plan.layout]
-    ]
+    children: list[Child] = []
     outcome = Outcome()
     try:
+        if postgres is not None:
+            postgres.start()
+            settings = replace(settings, database_url=postgres.url)
+        redis.start()
+        settings = replace(
+            settings,
+            redis_url=redis.url,
+            namespace=f"chaos-{uuid.uuid4().hex[:8]}",
+            data_dir=workdir / "data",
+            rate_limit="off",  # every purchase comes from this one address
+        )
+        settings = await links.start(settings, redis)
+        children += [
+            Child(name, services, settings, workdir / f"{name}.log")
+            for name, services in LAYOUTS[plan.layout]
+        ]
         for child in children:
             await child.start()
         async with aiohttp.ClientSession(children[0].url) as http, asyncio.timeout(plan.time_limit):
