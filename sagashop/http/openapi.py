@@ -146,7 +146,7 @@ BAD_BODY = (
 )
 BAD_QUERY = "a query parameter is invalid: `field` names it"
 NO_PAGE = "the cursor names no page"
-NOT_A_UUID = "an id in the path that is not a UUID names nothing"
+BAD_PATH_ID = "an id in the path of another form (not a UUID, say) names nothing"
 
 
 @dataclass(frozen=True)
@@ -167,15 +167,15 @@ class Operation:
         reasons: dict[int, list[str]] = {429: ["past a rate limit: wait as Retry-After says"]}
         if self.body is not None:
             reasons[400] = [BAD_BODY]
-            reasons[408] = ["the body did not all arrive within the body timeout (10 s)"]
-            reasons[413] = ["the body is larger than 16 KiB"]
+            reasons[408] = ["the body did not all arrive within --body-timeout (10 s by default)"]
+            reasons[413] = ["the body is larger than the front door takes (16 KiB)"]
             reasons[415] = ["the body is not sent as application/json"]
         if self.query is not None:
             reasons.setdefault(400, []).append(BAD_QUERY)
         if self.query is not None and "cursor" in self.query.model_fields:
             reasons.setdefault(404, []).append(NO_PAGE)
         if self.path is not None:
-            reasons.setdefault(404, []).append(NOT_A_UUID)
+            reasons.setdefault(404, []).append(BAD_PATH_ID)
         return reasons
 
     def all_responses(self) -> dict[int, ResponseBody]:

@@ -128,7 +128,7 @@ def test_each_error_says_why_the_operation_and_the_front_door_refuse() -> None:
     OpenAPIV31SpecValidator(spec).validate()
     assert responses["409"]["description"] == "Conflict: made already"
     assert responses["404"]["description"].startswith("Not Found: no such thing; ")
-    assert "UUID" in responses["404"]["description"]  # the front door's own reason, after
+    assert "not a UUID" in responses["404"]["description"]  # the front door's own, after
     assert responses["413"]["description"].startswith("Request Entity Too Large: ")
     assert responses["409"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ErrorBody"
