@@ -23,6 +23,8 @@ SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
 LOG_FORMATS = ("console", "json")
 RATE_LIMIT_STORES = ("memory", "redis")
 DEFAULT_RATE_LIMIT = "50/second"
+MAX_BODY_BYTES = 16 * 1024
+"""The largest request body the front door reads (413 past it)."""
 
 
 def terminal_log_format() -> str:

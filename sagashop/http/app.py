@@ -9,7 +9,7 @@ from aiohttp import web
 
 from sagashop.actors import SERVICES
 from sagashop.bootstrap import running_node
-from sagashop.config import Settings
+from sagashop.config import MAX_BODY_BYTES, Settings
 from sagashop.http.auth import add_auth
 from sagashop.http.context import NODE
 from sagashop.http.errors import json_errors
@@ -23,7 +23,6 @@ from sagashop.http.views import routes
 from sagashop.saga import Service
 from sagashop.tracing import Tracing
 
-MAX_BODY_BYTES = 16 * 1024
 LINGER = 2.0
 """Seconds the rest of a body nobody read (an answer given before it was read: 408, 401, 404)
 is drained before the connection closes; aiohttp's 10 would let a slow client hold it after a

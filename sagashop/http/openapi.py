@@ -59,10 +59,13 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json
 from pydantic_core import CoreSchema
 from swagger_ui_bundle import swagger_ui_path
 
+from sagashop.config import MAX_BODY_BYTES, Settings
 from sagashop.http.access import ANYONE, SECURED, Access, Where, Who, access_of, allow
 from sagashop.http.errors import ErrorBody
 
 OPENAPI_VERSION = "3.1.0"
+TIMEOUT = f"{Settings().body_timeout:g} s by default"
+MAX_BODY = f"{MAX_BODY_BYTES // 1024} KiB"
 REF = "#/components/schemas/{model}"
 EVENT_STREAM = "text/event-stream"
 _ATTRIBUTE = "__openapi_operation__"
@@ -167,8 +170,8 @@ class Operation:
         reasons: dict[int, list[str]] = {429: ["past a rate limit: wait as Retry-After says"]}
         if self.body is not None:
             reasons[400] = [BAD_BODY]
-            reasons[408] = ["the body did not all arrive within --body-timeout (10 s by default)"]
-            reasons[413] = ["the body is larger than the front door takes (16 KiB)"]
+            reasons[408] = [f"the body did not all arrive within --body-timeout ({TIMEOUT})"]
+            reasons[413] = [f"the body is larger than the front door takes ({MAX_BODY})"]
             reasons[415] = ["the body is not sent as application/json"]
         if self.query is not None:
             reasons.setdefault(400, []).append(BAD_QUERY)
