@@ -107,6 +107,7 @@ def shop_container(name: str, spec: dict[str, Any], hosts: dict[str, str], data:
         environment[key] = value
     environment |= {"PORT": str(free_port()), "DATA_DIR": str(data / name)}
     environment |= {"PATH": os.environ["PATH"], "PYTHONUNBUFFERED": "1"}
+    environment["PAYMENT_FAILURE_RATE"] = "0"  # the mock's random decline (10%) is not tested here
     test = spec["healthcheck"]["test"]
     health = [sys.executable, *test[2:]] if test[:2] == ["CMD", "python"] else None
     argv = [sys.executable, "run.py", *spec["command"]]
