@@ -1,8 +1,9 @@
 """Fixtures that start the real system: a real Redis (an embedded redis-server unless REDIS_URL
-is set) and real databases (SQLite files, and PostgreSQL where it can be reached).
+is set), real databases (SQLite files, and PostgreSQL where it can be reached) and, for
+`--bus rabbitmq`, a real RabbitMQ where it can be reached.
 
-A bare laptop has no PostgreSQL: its tests skip there, saying why. `REQUIRE_SERVICES=1` (set by
-CI, whose machine has PostgreSQL) turns that skip into a failure.
+A bare laptop has no PostgreSQL or RabbitMQ: their tests skip there, saying why.
+`REQUIRE_SERVICES=1` (set by CI, whose machine has both) turns that skip into a failure.
 """
 
 from __future__ import annotations
