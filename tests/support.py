@@ -188,6 +188,16 @@ async def amqp() -> AsyncIterator[AbstractConnection]:
         await connection.close()
 
 
+async def waiting(connection: AbstractConnection, queue: str) -> int:
+    """Messages ready in a queue of the broker (not those delivered and unacknowledged)."""
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+    finally:
+        await channel.close()
+
+
 async def forget_namespace(connection: AbstractConnection, channels: Channels) -> None:
     """Delete what the system of a namespace declared on the broker."""
     channel = await connection.channel()

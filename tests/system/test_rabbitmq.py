@@ -32,6 +32,7 @@ from tests.support import (
     eventually,
     make_settings,
     on_bus,
+    waiting,
 )
 
 pytestmark = pytest.mark.rabbitmq
@@ -100,13 +101,8 @@ class Namespace:
         return transport
 
     async def waiting(self, queue: str) -> int:
-        """Messages ready in a queue (not those delivered and unacknowledged)."""
-        return (await self._looked_at(queue)).message_count or 0
-
-    async def _looked_at(self, queue: str) -> Any:
         async with amqp() as connection:
-            channel = await connection.channel()
-            return (await channel.declare_queue(queue, passive=True)).declaration_result
+            return await waiting(connection, queue)
 
 
 @pytest.fixture
