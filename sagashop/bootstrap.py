@@ -106,7 +106,13 @@ class Node:
             self.metrics.bus_rejected,
         )
         transport = event_transport(
-            settings.bus, redis, channels, self.id, settings.reclaim_idle, self.signer
+            settings.bus,
+            redis,
+            channels,
+            self.id,
+            settings.reclaim_idle,
+            self.signer,
+            settings.amqp_url,
         )
         self.events = FaultInjection(
             transport, Faults(settings.fault_drop, settings.fault_duplicate)
@@ -301,6 +307,7 @@ class Node:
         if self._relay_task is not None and not self._relay_task.done():
             await self._flush_relay()
         await _cancel([self._relay_task] if self._relay_task else [])
+        await self.events.close()
         if self.settings.services:
             await self.loop.spawn(self.store.close())
 

@@ -347,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:] if name in argv[:1] else argv)
     try:
         settings = config.load(args, defaults=command.defaults)
+        config.check_bus(settings)
         if name == "serve":
             config.check_auth(settings)
     except ValueError as error:

@@ -16,7 +16,7 @@ from limits import parse_many
 
 from sagashop.actors import SERVICE_NAMES
 from sagashop.tokens import SigningKey, parse_keys
-from sagashop.transport import TRANSPORTS
+from sagashop.transport import NO_AMQP_URL, TRANSPORTS
 from sagashop.transport.signing import BusKeys
 
 SQLITE_PRAGMAS = "journal_mode=WAL&synchronous=NORMAL&busy_timeout=10000"
@@ -46,6 +46,8 @@ class Settings:
     redis_url: str | None = None
     redis_insecure: bool = False
     """Use a Redis over TCP that answers clients without a password (see `credentials`)."""
+    amqp_url: str | None = None
+    """The RabbitMQ of `--bus rabbitmq`, which then needs it (`check_bus`)."""
     database_url: str | None = None
     service_database_urls: Mapping[str, str] = field(default_factory=dict)
     data_dir: Path = Path("data")
@@ -200,6 +202,11 @@ _SOURCES: dict[str, Source] = {
         "can read and publish), with a warning; off (default): refuse to start on one",
         _switch,
     ),
+    "amqp_url": Source(
+        "--amqp-url",
+        "AMQP_URL",
+        "the RabbitMQ that --bus rabbitmq uses, amqp://user:password@host:5672/vhost (needed then)",
+    ),
     "database_url": Source("--database-url", "DATABASE_URL", "one database for every service"),
     "data_dir": Source(
         "--data-dir", "DATA_DIR", "where SQLite files and the embedded Redis live", Path
@@ -237,7 +244,11 @@ _SOURCES: dict[str, Source] = {
         _log_format,
     ),
     "bus": Source(
-        "--bus", "BUS", "how events travel: pubsub, or streams (kept until handled)", _bus
+        "--bus",
+        "BUS",
+        "how events travel: pubsub, streams (kept in Redis until handled), or rabbitmq (kept in "
+        "RabbitMQ's queues until handled; AMQP_URL)",
+        _bus,
     ),
     "saga_deadline": Source(
         "--saga-deadline", "SAGA_DEADLINE", "seconds a purchase may take", _seconds
@@ -354,7 +365,7 @@ _SOURCES: dict[str, Source] = {
     ),
 }
 
-_ENVIRONMENT_ONLY = frozenset({"bus_keys", "redis_url", "database_url", "auth_keys"})
+_ENVIRONMENT_ONLY = frozenset({"bus_keys", "redis_url", "amqp_url", "database_url", "auth_keys"})
 """Secrets: a child process gets them in its environment, never on its command line (which
 any user of the machine can read)."""
 
@@ -478,6 +489,12 @@ def check_auth(settings: Settings) -> None:
             "32 bytes or more; `python -c 'import secrets; print(secrets.token_urlsafe(32))'`), "
             "or bind 127.0.0.1, or say --auth off to serve without it"
         )
+
+
+def check_bus(settings: Settings) -> None:
+    """Refuse RabbitMQ without saying which: its URL holds a password, so no default guesses."""
+    if settings.bus == "rabbitmq" and settings.amqp_url is None:
+        raise ValueError(NO_AMQP_URL)
 
 
 def _with_service_urls(settings: Settings, environ: Mapping[str, str]) -> Settings:

@@ -1,8 +1,9 @@
 """Fixtures that start the real system: a real Redis (an embedded redis-server unless REDIS_URL
-is set) and real databases (SQLite files, and PostgreSQL where it can be reached).
+is set), real databases (SQLite files, and PostgreSQL where it can be reached) and, for
+`--bus rabbitmq`, a real RabbitMQ where it can be reached.
 
-A bare laptop has no PostgreSQL: its tests skip there, saying why. `REQUIRE_SERVICES=1` (set by
-CI, whose machine has PostgreSQL) turns that skip into a failure.
+A bare laptop has no PostgreSQL or RabbitMQ: their tests skip there, saying why.
+`REQUIRE_SERVICES=1` (set by CI, whose machine has both) turns that skip into a failure.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from sagashop.config import Settings
 from sagashop.embedded_redis import embedded_redis
-from tests.support import SYSTEMS, Shop, database, make_settings, started_shop
+from tests.support import SYSTEMS, Shop, database, make_settings, on_bus, started_shop
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +47,8 @@ async def shop(
     data_dir: Path = tmp_path_factory.mktemp("data")
     async with (
         database(backend) as url,
-        started_shop(
-            make_settings(redis_url, data_dir, url, bus=bus, **system_settings)
-        ) as started,
+        on_bus(make_settings(redis_url, data_dir, url, bus=bus, **system_settings)) as settings,
+        started_shop(settings) as started,
     ):
         yield started
 
@@ -60,5 +60,8 @@ async def cluster_settings(
     """What the `run.py` processes of one test share: a Redis namespace, a data directory, a
     fresh database and a bus transport."""
     backend, bus = request.param
-    async with database(backend) as url:
-        yield make_settings(redis_url, tmp_path / "data", url, bus=bus)
+    async with (
+        database(backend) as url,
+        on_bus(make_settings(redis_url, tmp_path / "data", url, bus=bus)) as settings,
+    ):
+        yield settings

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
 
+import aio_pika
 import asyncpg
 import pytest
+from aio_pika.abc import AbstractConnection
+from aio_pika.exceptions import AMQPError
 from aiohttp.test_utils import TestClient, TestServer
 
-from sagashop.actors import SERVICES
+from sagashop.actors import SERVICE_NAMES, SERVICES
 from sagashop.bootstrap import Node
 from sagashop.chaos.postgres import NoPostgres, postgres_binaries, run_as
 from sagashop.config import Settings
@@ -25,7 +28,7 @@ from sagashop.http import NODE, create_app
 from sagashop.names import Request
 from sagashop.saga import Service
 from sagashop.tracing import Tracing
-from sagashop.transport import TRANSPORTS
+from sagashop.transport import TRANSPORTS, Channels
 from sagashop.transport.signing import BusKeys
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -33,11 +36,19 @@ TEST_BUS_KEYS = BusKeys.parse("test:sagashop-tests-bus-key-not-secret")
 """Every system under test signs its bus messages, as a real one does (with a Redis over TCP it
 must), and processes a test starts get the keys in their environment."""
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+AMQP_URL = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+NEEDS = {"postgres": [pytest.mark.postgres], "rabbitmq": [pytest.mark.rabbitmq]}
+"""The marks of a database or bus transport that needs a server of its own."""
+BUSES = [pytest.param(bus, id=bus, marks=NEEDS.get(bus, [])) for bus in TRANSPORTS]
 SYSTEMS = [
-    pytest.param((backend, bus), id=f"{backend}-{bus}", marks=marks)
+    pytest.param(
+        (backend, bus),
+        id=f"{backend}-{bus}",
+        marks=[*NEEDS.get(backend, []), *NEEDS.get(bus, [])],
+    )
     for bus in TRANSPORTS
-    for backend, marks in (("sqlite", ()), ("postgres", pytest.mark.postgres))
+    for backend in ("sqlite", "postgres")
 ]
 """Every database and bus transport: a scenario where both matter runs on each."""
 
@@ -110,6 +121,7 @@ def make_settings(
         "payment_failure_rate": 0.0,
         "port": 0,
         "bus_keys": TEST_BUS_KEYS,
+        "amqp_url": AMQP_URL,
         "test_controls": True,  # the payment mock's rate is set per scenario
         "rate_limit": "off",  # one address drives it all; tests/system/test_limits.py sets one
     }
@@ -161,6 +173,66 @@ async def database(backend: str) -> AsyncIterator[str | None]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def _rabbitmq_or_skip() -> None:
+    try:
+        connection = await aio_pika.connect(AMQP_URL, timeout=3)
+    except (OSError, AMQPError, TimeoutError) as error:
+        reason = (
+            f"RabbitMQ is not reachable at {AMQP_URL} ({error!r}). "
+            "Set TEST_AMQP_URL to test on RabbitMQ; REQUIRE_SERVICES=1 makes this a failure."
+        )
+        if REQUIRE_SERVICES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    await connection.close()
+
+
+@asynccontextmanager
+async def on_bus(settings: Settings) -> AsyncIterator[Settings]:
+    """The settings of one system, once its bus can be reached: for RabbitMQ, the exchanges
+    and queues of its namespace are deleted afterwards (durable, they would outlive it)."""
+    if settings.bus != "rabbitmq":
+        yield settings
+        return
+    await _rabbitmq_or_skip()
+    try:
+        yield settings
+    finally:
+        async with amqp() as connection:
+            await forget_namespace(connection, Channels(settings.namespace))
+
+
+@asynccontextmanager
+async def amqp() -> AsyncIterator[AbstractConnection]:
+    """A connection of the test's own to the broker, as another process would have."""
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def waiting(connection: AbstractConnection, queue: str) -> int:
+    """Messages ready in a queue of the broker (not those delivered and unacknowledged)."""
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        return declared.declaration_result.message_count or 0
+    finally:
+        await channel.close()
+
+
+async def forget_namespace(connection: AbstractConnection, channels: Channels) -> None:
+    """Delete what the system of a namespace declared on the broker."""
+    channel = await connection.channel()
+    for service in SERVICE_NAMES:
+        await channel.queue_delete(channels.queue(service))
+    await channel.queue_delete(channels.dead_letters())
+    await channel.exchange_delete(channels.exchange())
+    await channel.exchange_delete(channels.dead_letters())
+    await channel.close()
 
 
 @asynccontextmanager

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import aio_pika
+from aio_pika.abc import AbstractConnection
 from redis.asyncio import Redis
 
 from sagashop.bootstrap import Node
@@ -15,7 +17,7 @@ from sagashop.transport import Channels
 from sagashop.transport.faults import Faults
 from sagashop.transport.pubsub import delivery
 from sagashop.transport.signing import Signer
-from tests.support import Shop, eventually
+from tests.support import Shop, amqp, eventually
 
 
 @asynccontextmanager
@@ -32,10 +34,12 @@ async def losing(shop: Shop, *names: EventName) -> AsyncIterator[None]:
 
 @dataclass
 class Client:
-    """Another client of the shop's Redis: where the running node's messages travel, and how."""
+    """Another client of the shop's Redis (and broker, on RabbitMQ): where the running node's
+    messages travel, and how."""
 
     shop: Shop
     redis: Redis
+    broker: AbstractConnection | None = None
 
     @property
     def node(self) -> Node:
@@ -50,18 +54,37 @@ class Client:
     def streams(self) -> bool:
         return self.node.settings.bus == "streams"
 
+    @property
+    def rabbitmq(self) -> bool:
+        return self.broker is not None
+
+    async def route(self, key: str, body: str | bytes) -> None:
+        """Publish `body` on the events' exchange under routing key `key`, as any client of
+        the broker can."""
+        assert self.broker is not None
+        channel = await self.broker.channel()
+        try:
+            exchange = await channel.get_exchange(self.channels.exchange(), ensure=False)
+            message = aio_pika.Message(body.encode() if isinstance(body, str) else body)
+            await exchange.publish(message, key)
+        finally:
+            await channel.close()
+
 
 C = TypeVar("C", bound=Client)
 
 
 @asynccontextmanager
 async def connected(kind: type[C], shop: Shop, redis_url: str) -> AsyncIterator[C]:
-    """A client of this kind on a connection of its own, closed on the way out."""
-    redis = Redis.from_url(redis_url, decode_responses=True)
-    try:
-        yield kind(shop, redis)
-    finally:
-        await redis.aclose()
+    """A client of this kind on connections of its own, closed on the way out."""
+    assert shop.node is not None
+    async with AsyncExitStack() as stack:
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        stack.push_async_callback(redis.aclose)
+        broker = None
+        if shop.node.settings.bus == "rabbitmq":
+            broker = await stack.enter_async_context(amqp())
+        yield kind(shop, redis, broker)
 
 
 def bus(shop: Shop, redis_url: str) -> AbstractAsyncContextManager[Wire]:
@@ -79,7 +102,10 @@ class Wire(Client):
 
     async def emit(self, event: Event) -> None:
         """One delivery of `event`; calling it twice delivers it twice."""
-        if self.streams:
+        if self.rabbitmq:
+            key = self.channels.routing_key(event.name)
+            await self.route(key, self.signer.sign(key, encode(event)))
+        elif self.streams:
             stream = self.channels.stream(event.name)
             await self.redis.xadd(stream, {"event": self.signer.sign(stream, encode(event))})
         else:

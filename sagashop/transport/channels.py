@@ -1,5 +1,6 @@
-"""Every Redis key and channel the system uses, under one namespace (`--namespace`), so that
-several systems (the tests run many) share one Redis without seeing each other."""
+"""Every Redis key and channel, and every RabbitMQ exchange and queue, the system uses, under
+one namespace (`--namespace`), so that several systems (the tests run many) share one Redis and
+one broker without seeing each other."""
 
 from __future__ import annotations
 
@@ -17,6 +18,24 @@ class Channels:
     def stream(self, name: str) -> str:
         """The stream of one event name (`--bus streams`)."""
         return f"{self.namespace}:stream:{name}"
+
+    def exchange(self) -> str:
+        """The topic exchange every event is published to (`--bus rabbitmq`)."""
+        return f"{self.namespace}:events"
+
+    def routing_key(self, name: str) -> str:
+        """What routes one event name on the exchange, and what its messages are signed for:
+        the name itself (the signature covers the namespace)."""
+        return name
+
+    def queue(self, service: str) -> str:
+        """The queue of one service (`--bus rabbitmq`), shared by every process that runs it."""
+        return f"{self.namespace}:queue:{service}"
+
+    def dead_letters(self) -> str:
+        """The exchange, and the queue behind it, that keep the messages a service's queue
+        refused (`--bus rabbitmq`)."""
+        return f"{self.namespace}:dead"
 
     def requests_to(self, service: str) -> str:
         """Where requests to a service go, whichever process runs it."""

@@ -50,6 +50,9 @@ class FaultInjection:
     async def stop(self) -> None:
         await self.inner.stop()
 
+    async def close(self) -> None:
+        await self.inner.close()
+
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """A dropped event counts as taken by one receiver, as if lost after Redis took it."""
         copies = self.copies(events)

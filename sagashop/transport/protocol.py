@@ -1,4 +1,4 @@
-"""What the node needs of an event transport, whichever it is (Pub/Sub or Streams)."""
+"""What the node needs of an event transport, whichever it is (Pub/Sub, Streams or RabbitMQ)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from sagashop.events import Event, EventName
 log = logging.getLogger("sagashop.transport")
 
 Done = Callable[[], None]
-"""Called (from any thread) once a service has handled a batch: Streams acknowledges it then."""
+"""Called (from any thread) once a service has handled a batch: Streams and RabbitMQ
+acknowledge it then."""
 Receive = Callable[[str, list[Event], Done | None], None]
 """Hands a service (by name) the events it won, in arrival order."""
 
@@ -28,6 +29,10 @@ class EventTransport(Protocol):
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """Publish in one round trip; answer how many receivers took each event (0: nobody
         did, so the outbox sends it again)."""
+
+    async def close(self) -> None:
+        """Let go of what the transport opened itself, once nothing more is published (after
+        `stop`, the relay still publishes what the last steps emitted)."""
 
 
 def reconnect_delay(failures: int) -> float:

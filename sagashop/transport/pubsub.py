@@ -137,6 +137,9 @@ class PubSubEvents:
         if self._subscription is not None:
             await self._subscription.stop()
 
+    async def close(self) -> None:
+        """Nothing of its own: the Redis client is the node's."""
+
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """How many processes were subscribed to each event's channel."""
         async with self._redis.pipeline(transaction=False) as pipe:

@@ -83,6 +83,9 @@ class StreamEvents:
             reading.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def close(self) -> None:
+        """Nothing of its own: the Redis client is the node's."""
+
     async def _ensure_groups(self, service: str, streams: list[str]) -> None:
         for stream in streams:
             try:

@@ -51,7 +51,7 @@ async def test_two_replicas_share_the_work_and_oversell_nothing(
             assert "reserved" in process.log_text(), f"{process.name} took no saga step"
 
 
-@with_cluster_on("sqlite-pubsub", "sqlite-streams")  # asks and events cross on the transport
+@with_cluster_on("sqlite-pubsub", "sqlite-streams", "sqlite-rabbitmq")  # asks and events cross
 async def test_services_split_over_processes_answer_every_endpoint(
     cluster_settings: Settings, tmp_path: Path
 ) -> None:

@@ -16,7 +16,8 @@ NEW = "new:the-new-bus-secret-rotated-in"
 OLD = "old:the-old-bus-secret-rotated-out"
 
 
-@with_cluster_on("sqlite-pubsub", "sqlite-streams")  # events, asks and replies all cross
+# Events, asks and replies all cross between the processes.
+@with_cluster_on("sqlite-pubsub", "sqlite-streams", "sqlite-rabbitmq")
 async def test_processes_mid_rotation_complete_purchases(
     cluster_settings: Settings, tmp_path: Path
 ) -> None:

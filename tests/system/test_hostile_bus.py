@@ -1,6 +1,6 @@
-"""Someone who can reach Redis but holds no bus key: whatever they put on the bus is dropped and
-counted, changes nothing, and stops no listener (a key rotation between processes is in
-tests/cluster/test_rotation.py)."""
+"""Someone who can reach Redis (or RabbitMQ) but holds no bus key: whatever they put on the bus
+is dropped and counted, changes nothing, and stops no listener (a key rotation between
+processes is in tests/cluster/test_rotation.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from sagashop.actors import SERVICE_NAMES
 from sagashop.events import Event, EventName, encode, new_id
 from sagashop.names import Request
 from sagashop.transport.pubsub import delivery
@@ -22,11 +23,12 @@ from tests.support import (
     Shop,
     eventually,
     on_systems,
+    waiting,
 )
 from tests.wire import Client, connected
 
 # What reaches a listener is a matter of the transport; the database plays no part.
-pytestmark = on_systems("sqlite-pubsub", "sqlite-streams")
+pytestmark = on_systems("sqlite-pubsub", "sqlite-streams", "sqlite-rabbitmq")
 
 FORGED_AMOUNT = -(10**9)
 HARMLESS = {
@@ -74,10 +76,14 @@ def forgeries(namespace: str, pubsub: bool) -> dict[str, Forge]:
 
 @dataclass
 class Attacker(Client):
-    """A client of the shop's Redis, without its keys."""
+    """A client of the shop's Redis (and broker), without its keys."""
 
     async def put_event(self, name: EventName, forge: Forge, event: Event) -> int:
         """Put a forged `name` event where events travel; answer how many readers take it."""
+        if self.rabbitmq:
+            key = self.channels.routing_key(name)
+            await self.route(key, forge(key, encode(event)))
+            return 1  # the one queue bound for it: each event has one service
         if self.streams:
             stream = self.channels.stream(name)
             await self.redis.xadd(stream, {"event": forge(stream, encode(event))})
@@ -92,7 +98,11 @@ class Attacker(Client):
         return sum(self.node.signer.rejected.values())
 
     async def pending(self) -> int:
-        """Stream entries read but not acknowledged, over every stream and group."""
+        """Stream entries read but not acknowledged, over every stream and group; on RabbitMQ,
+        messages waiting in the services' queues."""
+        if self.broker is not None:
+            queues = [self.channels.queue(name) for name in SERVICE_NAMES]
+            return sum([await waiting(self.broker, queue) for queue in queues])
         total = 0
         for name in EventName:
             stream = self.channels.stream(name)
@@ -145,7 +155,8 @@ async def test_forged_events_on_every_channel_are_dropped_counted_and_change_not
     before = await books(shop, user, item)
     async with attacker(shop, redis_url) as hostile:
         start, taken, forged = hostile.rejected(), 0, []
-        ways = forgeries(hostile.channels.namespace, pubsub=not hostile.streams)
+        pubsub = not (hostile.streams or hostile.rabbitmq)
+        ways = forgeries(hostile.channels.namespace, pubsub)
         for name in EventName:
             for way, forge in ways.items():
                 # a harmful amount, and (but for tampering, which alters a harmless message)

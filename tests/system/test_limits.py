@@ -15,8 +15,7 @@ import pytest
 import sagashop.audit
 from sagashop.config import Settings
 from sagashop.http.app import LINGER
-from sagashop.transport import TRANSPORTS
-from tests.support import Shop, eventually, make_settings, on_systems, started_shop
+from tests.support import BUSES, Shop, eventually, make_settings, on_bus, on_systems, started_shop
 
 # Limits are the front door's, so the database does not matter; the hostile tests run on both
 # transports all the same.
@@ -34,7 +33,13 @@ def system_settings() -> dict[str, Any]:
 # module's system (`shop`) stays open from its first test to the end of the module.
 
 
-@pytest.fixture(params=[(store, bus) for store in ("memory", "redis") for bus in TRANSPORTS])
+@pytest.fixture(
+    params=[
+        pytest.param((store, bus.values[0]), id=f"{store}-{bus.id}", marks=bus.marks)
+        for store in ("memory", "redis")
+        for bus in BUSES
+    ]
+)
 async def limited(
     request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[Shop]:
@@ -44,7 +49,7 @@ async def limited(
     settings = make_settings(
         redis_url, tmp_path, None, bus=bus, rate_limit="10/minute", rate_limit_store=store
     )
-    async with started_shop(settings) as shop:
+    async with on_bus(settings), started_shop(settings) as shop:
         yield shop
 
 

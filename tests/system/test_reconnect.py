@@ -12,9 +12,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sagashop.config import TRANSPORTS
 from sagashop.embedded_redis import EmbeddedRedis
 from tests.support import (
+    BUSES,
     POSTGRES_URL,
     SYSTEMS,
     Ledger,
@@ -22,6 +22,7 @@ from tests.support import (
     database,
     eventually,
     make_settings,
+    on_bus,
     started_shop,
 )
 
@@ -37,7 +38,8 @@ async def own_redis_shop(
     try:
         async with (
             database(backend) as url,
-            started_shop(make_settings(redis.url, tmp_path / "data", url, bus=bus)) as shop,
+            on_bus(make_settings(redis.url, tmp_path / "data", url, bus=bus)) as settings,
+            started_shop(settings) as shop,
         ):
             yield shop, redis
     finally:
@@ -72,7 +74,10 @@ async def test_after_a_redis_restart_everything_reconnects_and_nothing_is_lost(
 
 @pytest.fixture(
     params=[
-        pytest.param(bus, marks=pytest.mark.postgres, id=f"postgres-{bus}") for bus in TRANSPORTS
+        pytest.param(
+            bus.values[0], marks=[pytest.mark.postgres, *bus.marks], id=f"postgres-{bus.id}"
+        )
+        for bus in BUSES
     ]
 )
 async def postgres_shop(
@@ -81,7 +86,7 @@ async def postgres_shop(
     async with database("postgres") as url:
         assert url is not None
         settings = make_settings(redis_url, tmp_path, url, bus=request.param, nudge_after=1.0)
-        async with started_shop(settings) as shop:
+        async with on_bus(settings), started_shop(settings) as shop:
             yield shop, url.rsplit("/", 1)[1]
 
 

@@ -18,10 +18,9 @@ from redis.asyncio import Redis as AsyncRedis
 
 from sagashop.chaos.processes import free_port
 from sagashop.embedded_redis import redis_server_binary
-from sagashop.transport import TRANSPORTS
 from sagashop.transport.claims import DeliveryClaims
 from sagashop.transport.signing import Signer
-from tests.support import TEST_BUS_KEYS, make_settings, started_shop
+from tests.support import BUSES, TEST_BUS_KEYS, make_settings, on_bus, started_shop
 
 ADMIN_PASSWORD = "admin-pw-for-tests"
 SHOP_PASSWORD = "shop-pw-for-tests"
@@ -117,7 +116,7 @@ def test_a_wrong_password_stops_the_start_with_a_clear_line_without_it(
     assert len(output.strip().splitlines()) == 1, output
 
 
-@pytest.mark.parametrize("bus", TRANSPORTS)
+@pytest.mark.parametrize("bus", BUSES)
 async def test_a_user_confined_to_the_namespace_completes_a_purchase(
     secured: SecuredRedis, tmp_path: Path, bus: str
 ) -> None:
@@ -127,7 +126,7 @@ async def test_a_user_confined_to_the_namespace_completes_a_purchase(
         rate_limit="1000/second", rate_limit_store="redis",
     )  # fmt: skip
 
-    async with started_shop(settings) as shop:
+    async with on_bus(settings), started_shop(settings) as shop:
         user, item = await shop.new_user(balance=5_000), await shop.new_item(price=2_000)
         view = await shop.settle((await shop.buy(user, item, 2))["id"])
         assert view["status"] == "COMPLETED", view

@@ -83,3 +83,10 @@ def test_retention_shorter_than_an_hour_or_unreadable_is_refused(given: str) -> 
 
 def test_retention_is_thirty_days_unless_set() -> None:
     assert load([]).retain == 30 * 86_400.0
+
+
+def test_rabbitmq_is_refused_without_its_url_which_no_default_guesses() -> None:
+    with pytest.raises(ValueError, match="AMQP_URL"):
+        config.check_bus(load(["--bus", "rabbitmq"]))
+    config.check_bus(load(["--bus", "rabbitmq"], {"AMQP_URL": "amqp://shop:pw@broker:5672/"}))
+    config.check_bus(load(["--bus", "streams"]))
