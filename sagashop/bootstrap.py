@@ -48,7 +48,7 @@ from sagashop.store.backup import copy_sqlite
 from sagashop.store.errors import StoreUnavailable, translated
 from sagashop.store.facts import snapshot
 from sagashop.tracing import Tracing
-from sagashop.transport import Channels, DeliveryClaims, event_transport
+from sagashop.transport import Channels, connect
 from sagashop.transport.faults import FaultInjection, Faults
 from sagashop.transport.protocol import Done
 from sagashop.transport.rpc import RequestReply
@@ -89,7 +89,7 @@ class Node:
     def __init__(
         self,
         settings: Settings,
-        redis: Redis,
+        redis: Redis | None,
         catalogue: Sequence[Service] = SERVICES,
         tracing: Tracing | None = None,
     ) -> None:
@@ -105,7 +105,7 @@ class Node:
             settings.namespace,
             self.metrics.bus_rejected,
         )
-        transport = event_transport(
+        bus = connect(
             settings.bus,
             redis,
             channels,
@@ -114,13 +114,13 @@ class Node:
             self.signer,
             settings.amqp_url,
         )
+        self.link = bus.link
         self.events = FaultInjection(
-            transport, Faults(settings.fault_drop, settings.fault_duplicate)
+            bus.events, Faults(settings.fault_drop, settings.fault_duplicate)
         )
-        claims = DeliveryClaims(redis, self.signer, self.id)
-        self.rpc = RequestReply(redis, channels, self.id, claims, self.signer)
+        self.rpc = RequestReply(bus.link, channels, self.id, self.signer)
         self.relay = Relay(self._publish, self)
-        self.feed = StepFeed(redis, channels.monitor(), self.id, self.signer)
+        self.feed = StepFeed(bus.link, channels.monitor(), self.id, self.signer)
         self._step_lines = [StepLines()] if settings.log_steps else []
         self.store = store_for(settings, [self.catalogue[name] for name in settings.services])
         self.payments = PaymentMock(
@@ -320,9 +320,14 @@ class Node:
             log.warning("some events were not published; the next start sends them")
 
     async def readiness(self) -> dict[str, str]:
-        """What this process needs in order to serve, each "ok" or why not: Redis, the database
-        of each of its services, and each service's actor."""
-        checks = {"redis": self._checked(self.redis.ping())}
+        """What this process needs in order to serve, each "ok" or why not: Redis (if it uses
+        one), the broker (on RabbitMQ), the database of each of its services, and each service's
+        actor."""
+        checks = {}
+        if self.redis is not None:
+            checks["redis"] = self._checked(self.redis.ping())
+        if self.settings.bus == "rabbitmq":
+            checks["rabbitmq"] = self._checked(self.link.ping())
         for name in self.services:
             checks[f"database {name}"] = self._checked(self.loop.spawn(self.store.ping(name)))
         found = dict(zip(checks, await asyncio.gather(*checks.values()), strict=True))
@@ -490,19 +495,23 @@ async def running_node(
     settings: Settings, catalogue: Sequence[Service] = SERVICES, tracing: Tracing | None = None
 ) -> AsyncIterator[Node]:
     """A started node, stopped (drained) on the way out."""
-    if settings.redis_url is None:
-        raise ValueError("running_node needs a Redis URL (run.py starts an embedded Redis)")
-    redis = Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        encoding_errors="surrogateescape",  # bytes that are not UTF-8 reach the signer intact
-        health_check_interval=10,
-    )
+    redis = None if settings.redis_url is None else redis_client(settings.redis_url)
     node = Node(settings, redis, catalogue, tracing)
     try:
-        await check_redis(redis, settings.redis_url, settings.redis_insecure)
+        if redis is not None:
+            await check_redis(redis, settings.redis_url or "", settings.redis_insecure)
         await node.start()
         yield node
     finally:
         await node.stop()
-        await redis.aclose()
+        if redis is not None:
+            await redis.aclose()
+
+
+def redis_client(url: str) -> Redis:
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        encoding_errors="surrogateescape",  # bytes that are not UTF-8 reach the signer intact
+        health_check_interval=10,
+    )

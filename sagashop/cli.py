@@ -366,7 +366,12 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def redis_for(settings: config.Settings) -> Iterator[config.Settings]:
     """The settings with a Redis, the one named or an embedded one serving the data directory,
-    and the keys that sign the bus (`NoBusKeys` if a Redis over TCP comes without)."""
+    unless nothing needs one (RabbitMQ carries the bus, the rate limits are counted in memory);
+    and the keys that sign the bus (`NoBusKeys` if a bus over the network comes without)."""
+    if settings.redis_url is None and not config.needs_redis(settings):
+        keys = keys_for(settings.amqp_url or "", settings.bus_keys, settings.data_dir)
+        yield replace(settings, bus_keys=keys)
+        return
     if settings.redis_url is not None:
         yield replace(settings, bus_keys=keys_for(settings.redis_url, settings.bus_keys))
         return

@@ -491,6 +491,12 @@ def check_auth(settings: Settings) -> None:
         )
 
 
+def needs_redis(settings: Settings) -> bool:
+    """Whether the process needs Redis: for its events (Pub/Sub, Streams), with the requests and
+    the monitor, or for rate limits shared by processes; on RabbitMQ alone it does not."""
+    return settings.bus != "rabbitmq" or settings.rate_limit_store == "redis"
+
+
 def check_bus(settings: Settings) -> None:
     """Refuse RabbitMQ without saying which: its URL holds a password, so no default guesses."""
     if settings.bus == "rabbitmq" and settings.amqp_url is None:

@@ -143,6 +143,8 @@ def _storage(app: web.Application, settings: Settings) -> Storage:
     if settings.rate_limit_store == "memory":
         return MemoryStorage()
     node = app[NODE]
+    if node.redis is None:
+        raise ValueError("--rate-limit-store redis needs Redis (REDIS_URL, or the embedded one)")
     # The node's own connections, so its URL, credentials and TLS hold here too (the library
     # types its options narrower than it takes them).
     pool: dict[str, Any] = {"connection_pool": node.redis.connection_pool}

@@ -51,7 +51,7 @@ def add_monitor(app: web.Application) -> None:
 
 async def _watchers(app: web.Application) -> AsyncIterator[None]:
     node = app[NODE]
-    app[WATCHERS] = Watchers(node.redis, node.channels.monitor(), node.signer)
+    app[WATCHERS] = Watchers(node.link, node.channels.monitor(), node.signer)
     yield
 
 

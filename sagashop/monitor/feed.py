@@ -4,9 +4,10 @@ a batch at a time, and only while some monitor page listens.
 Signed like every message on the bus (`sagashop.transport.signing`): whoever reaches Redis
 cannot show an operator's page steps that were never taken.
 
-Nobody watching costs a `PUBSUB NUMSUB` four times a second; watching adds one publish per flush
-whatever the load, with at most `MAX_PER_FLUSH` steps in it: past that the page is
-told how many it missed, so a bench run cannot flood the browser or this process.
+Every flush, four times a second, is one message on the link, empty while nobody watches: how
+many listeners took it says whether to note steps for the next one (the pages never see an
+empty one). Whatever the load a flush carries at most `MAX_PER_FLUSH` steps: past that the page
+is told how many it missed, so a bench run cannot flood the browser or this process.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import json
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from sagashop.events import Event, kind_of, utc_now
 from sagashop.saga.observers import Committed
+from sagashop.transport.link import LINK_AWAY, Link
 from sagashop.transport.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -32,8 +31,8 @@ MAX_PER_FLUSH = 500
 class StepFeed:
     """Steps taken in this process, for whoever watches the monitor channel."""
 
-    def __init__(self, redis: Redis, channel: str, node_id: str, signer: Signer) -> None:
-        self._redis = redis
+    def __init__(self, link: Link, channel: str, node_id: str, signer: Signer) -> None:
+        self._link = link
         self._channel = channel
         self._node_id = node_id
         self._signer = signer
@@ -75,27 +74,19 @@ class StepFeed:
         )
 
     async def run(self) -> None:
-        """Look whether anyone listens and flush what was noted, every `FLUSH_EVERY` seconds."""
+        """Flush what was noted, and learn whether anyone listens, every `FLUSH_EVERY` s."""
         while True:
             try:
-                self._listening = await self._anyone_listens()
-                await self._flush()
-            except (RedisError, OSError) as error:
+                self._listening = await self._flush()
+            except LINK_AWAY as error:
                 log.debug("monitor feed: %s", error)
-                self._pending.clear()
             await asyncio.sleep(FLUSH_EVERY)
 
-    async def _anyone_listens(self) -> bool:
-        ((_channel, listeners),) = await self._redis.pubsub_numsub(self._channel)
-        if not listeners:
-            self._pending.clear()
-        return int(listeners) > 0
-
-    async def _flush(self) -> None:
-        if not self._pending and not self._missed:
-            return
+    async def _flush(self) -> bool:
+        """Send what was noted (nothing, while nobody listens); whether anyone took it."""
         steps, missed = self._pending, self._missed
         self._pending, self._missed = [], 0
         message = {"node": self._node_id, "steps": steps, "missed": missed}
         body = json.dumps(message, separators=(",", ":"))
-        await self._redis.publish(self._channel, self._signer.sign(self._channel, body))
+        wire = self._signer.sign(self._channel, body)
+        return await self._link.send(self._channel, [wire]) > 0

@@ -16,11 +16,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.asyncio import Redis
-
 from sagashop.events import MAX_TEXT, MalformedEvent
 from sagashop.monitor.feed import MAX_PER_FLUSH
-from sagashop.transport.pubsub import Message, Subscription
+from sagashop.transport.link import Link, Listening
+from sagashop.transport.pubsub import Message
 from sagashop.transport.signing import MAX_SKEW, Signer
 
 INBOX_SIZE = 64
@@ -32,12 +31,12 @@ CLOSED = ""
 class Watchers:
     """The monitor pages this process serves, and the subscription they share."""
 
-    def __init__(self, redis: Redis, channel: str, signer: Signer) -> None:
-        self._redis = redis
+    def __init__(self, link: Link, channel: str, signer: Signer) -> None:
+        self._link = link
         self._channel = channel
         self._signer = signer
         self._inboxes: set[asyncio.Queue[str]] = set()
-        self._subscription: Subscription | None = None
+        self._subscription: Listening | None = None
         self._closed = False
         self._turn = asyncio.Lock()
 
@@ -61,9 +60,9 @@ class Watchers:
             if self._closed:
                 inbox.put_nowait(CLOSED)
             elif self._subscription is None:
-                subscription = Subscription(self._redis, [self._channel], self._hand_out, "monitor")
-                await subscription.start()
-                self._subscription = subscription
+                self._subscription = await self._link.listen(
+                    [self._channel], self._hand_out, "monitor"
+                )
 
     async def _leave(self, inbox: asyncio.Queue[str]) -> None:
         async with self._turn:
@@ -85,6 +84,8 @@ class Watchers:
             except Exception as error:  # whatever a stranger sent costs that message only
                 self._signer.reject(channel, error, data)
                 continue
+            if text is None:
+                continue
             for inbox in self._inboxes:
                 _offer(inbox, text)
 
@@ -92,9 +93,10 @@ class Watchers:
 STEP_FIELDS = ("orderId", "service", "step", "handled", "event", "kind", "reason", "at")
 
 
-def _checked(body: str) -> str:
+def _checked(body: str) -> str | None:
     """A monitor message rebuilt from its checked fields (never passed on as it came): a node
-    id, the steps (each of the fields a feed writes, text or null) and how many were missed."""
+    id, the steps (each of the fields a feed writes, text or null) and how many were missed;
+    None for an empty one."""
     message = json.loads(body)
     if not isinstance(message, dict) or set(message) != {"node", "steps", "missed"}:
         raise MalformedEvent("a monitor message is {node, steps, missed}")
@@ -103,6 +105,8 @@ def _checked(body: str) -> str:
         raise MalformedEvent("a monitor message names its node and lists its steps")
     if isinstance(missed, bool) or not isinstance(missed, int) or not 0 <= missed < 2**31:
         raise MalformedEvent("a monitor message counts what it missed")
+    if not steps and not missed:
+        return None  # a feed's flush while nothing happened: it tells the feed someone listens
     rebuilt = {"node": node, "steps": [_step(step) for step in steps], "missed": missed}
     return json.dumps(rebuilt, separators=(",", ":"))
 

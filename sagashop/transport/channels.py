@@ -4,6 +4,7 @@ one broker without seeing each other."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 
@@ -36,6 +37,15 @@ class Channels:
         """The exchange, and the queue behind it, that keep the messages a service's queue
         refused (`--bus rabbitmq`)."""
         return f"{self.namespace}:dead"
+
+    def link(self) -> str:
+        """The exchange requests, replies and monitor messages are routed by, by channel
+        (`--bus rabbitmq`)."""
+        return f"{self.namespace}:link"
+
+    def listener(self, name: str) -> str:
+        """The queue of one listener of the link (`--bus rabbitmq`), gone with it."""
+        return f"{self.namespace}:listener:{name}:{uuid.uuid4().hex[:12]}"
 
     def requests_to(self, service: str) -> str:
         """Where requests to a service go, whichever process runs it."""

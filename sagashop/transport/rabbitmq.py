@@ -36,6 +36,7 @@ from pamqp.commands import Basic
 
 from sagashop.events import Event, EventName, MalformedEvent, decode, encode
 from sagashop.transport.channels import Channels
+from sagashop.transport.link import Arrived
 from sagashop.transport.protocol import Receive
 from sagashop.transport.signing import Signer
 
@@ -57,29 +58,55 @@ LOST = (AMQPError, ChannelInvalidStateError, ConnectionError)
 """What a channel or connection that went away raises."""
 
 
+class Broker:
+    """One process's connection to RabbitMQ, shared by its events and its link: opened on first
+    use, it comes back by itself after the broker (or the network) drops it."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self._url = url
+        self.name = name
+        """How the broker lists the connection (`rabbitmqctl list_connections`)."""
+        self._connection: AbstractRobustConnection | None = None
+        self._connecting = asyncio.Lock()
+
+    async def connected(self) -> AbstractRobustConnection:
+        async with self._connecting:
+            if self._connection is None:
+                connection = await aio_pika.connect_robust(
+                    self._url,
+                    client_properties={"connection_name": self.name},
+                    reconnect_interval=RECONNECT_EVERY,
+                )
+                connection.reconnect_callbacks.add(_reconnected)
+                self._connection = connection
+            return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+
+def _reconnected(connection: Any) -> None:
+    log.warning("rabbitmq: reconnected to the broker; consuming again")
+
+
 class RabbitEvents:
     """The RabbitMQ event transport (see the module's docstring)."""
 
-    def __init__(self, url: str, channels: Channels, signer: Signer, consumer: str) -> None:
-        self._url = url
+    def __init__(self, broker: Broker, channels: Channels, signer: Signer) -> None:
+        self._broker = broker
         self._channels = channels
         self._signer = signer
-        self._consumer = consumer
-        self._connection: AbstractRobustConnection | None = None
         self._exchange: AbstractExchange | None = None
-        self._connecting = asyncio.Lock()
+        self._declaring = asyncio.Lock()
         self._queues: list[ServiceQueue] = []
 
-    @property
-    def connection_name(self) -> str:
-        """How the broker lists this process's connection (`rabbitmqctl list_connections`)."""
-        return f"sagashop {self._channels.namespace} {self._consumer}"
-
     async def start(self, handled: Mapping[str, Collection[EventName]], receive: Receive) -> None:
+        await self._published_to()
         for service, names in handled.items():
             if names:
                 queue = ServiceQueue(service, self._channels, self._signer, receive)
-                await queue.open(await self._connected(), sorted(names))
+                await queue.open(await self._broker.connected(), sorted(names))
                 self._queues.append(queue)
 
     async def stop(self) -> None:
@@ -88,8 +115,7 @@ class RabbitEvents:
         await asyncio.gather(*(queue.stop() for queue in self._queues))
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        await self._broker.close()
 
     async def publish(self, events: Sequence[Event]) -> list[int]:
         """1 for each event the broker confirmed it routed to a queue, 0 for one it could not
@@ -112,24 +138,12 @@ class RabbitEvents:
         return await exchange.publish(message, key, mandatory=True, timeout=CONFIRM_WITHIN)
 
     async def _published_to(self) -> AbstractExchange:
-        await self._connected()
-        assert self._exchange is not None
-        return self._exchange
-
-    async def _connected(self) -> AbstractRobustConnection:
-        """The connection, opened (and the exchanges declared) on first use: by `start`, or by
-        the relay's first publish, whichever comes first."""
-        async with self._connecting:
-            if self._connection is None:
-                connection = await aio_pika.connect_robust(
-                    self._url,
-                    client_properties={"connection_name": self.connection_name},
-                    reconnect_interval=RECONNECT_EVERY,
-                )
-                connection.reconnect_callbacks.add(self._reconnected)
-                self._exchange = await self._declare_exchanges(connection)
-                self._connection = connection
-            return self._connection
+        """The events' exchange, declared on first use: by `start`, or by the relay's first
+        publish, whichever comes first."""
+        async with self._declaring:
+            if self._exchange is None:
+                self._exchange = await self._declare_exchanges(await self._broker.connected())
+            return self._exchange
 
     async def _declare_exchanges(self, connection: AbstractRobustConnection) -> AbstractExchange:
         """The events' exchange, on a channel in confirm mode (a publish returns once the broker
@@ -148,9 +162,94 @@ class RabbitEvents:
             self._channels.exchange(), ExchangeType.TOPIC, durable=True
         )
 
-    @staticmethod
-    def _reconnected(connection: Any) -> None:
-        log.warning("rabbitmq: reconnected to the broker; consuming again")
+
+class BrokerLink:
+    """The link (requests, replies, the monitor) over RabbitMQ: a direct exchange routes each
+    channel's messages; a shared channel is a queue of its own that every listener consumes
+    (each message to one of them), the others a queue of the listener's own. Nothing is kept:
+    the queues go with their listeners, and a message nobody listens for is returned (0)."""
+
+    def __init__(self, broker: Broker, channels: Channels) -> None:
+        self._broker = broker
+        self._channels = channels
+        self._exchange: AbstractExchange | None = None
+        self._declaring = asyncio.Lock()
+
+    async def listen(
+        self, channels: Collection[str], arrived: Arrived, name: str, shared: Collection[str] = ()
+    ) -> LinkListener:
+        await self._sent_by()
+        listener = LinkListener(arrived, name)
+        await listener.open(await self._broker.connected(), self._channels, channels, shared)
+        return listener
+
+    async def send(self, channel: str, wires: Sequence[str]) -> int:
+        exchange = await self._sent_by()
+        sent = await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(wire.encode()), channel, mandatory=True, timeout=CONFIRM_WITHIN
+                )
+                for wire in wires
+            )
+        )
+        return int(isinstance(sent[0], Basic.Ack))
+
+    async def claim(self, keys: Sequence[str]) -> list[bool]:
+        return [True] * len(keys)
+
+    async def ping(self) -> Any:
+        connection = await self._broker.connected()
+        if connection.is_closed:
+            raise ConnectionError("the connection to RabbitMQ is closed")
+        return True
+
+    async def _sent_by(self) -> AbstractExchange:
+        async with self._declaring:
+            if self._exchange is None:
+                channel = await (await self._broker.connected()).channel(publisher_confirms=True)
+                self._exchange = await channel.declare_exchange(
+                    self._channels.link(), ExchangeType.DIRECT
+                )
+            return self._exchange
+
+
+class LinkListener:
+    """One listener's queues on the link's exchange, and its consumers."""
+
+    def __init__(self, arrived: Arrived, name: str) -> None:
+        self._arrived = arrived
+        self._name = name
+        self._channel: AbstractChannel | None = None
+
+    async def open(
+        self,
+        connection: AbstractRobustConnection,
+        names: Channels,
+        channels: Collection[str],
+        shared: Collection[str],
+    ) -> None:
+        channel = self._channel = await connection.channel()
+        own = [name for name in channels if name not in shared]
+        queues = [(name, [name], False) for name in shared]
+        if own:
+            queues.append((names.listener(self._name), own, True))
+        for queue_name, keys, exclusive in queues:
+            queue = await channel.declare_queue(queue_name, exclusive=exclusive, auto_delete=True)
+            for key in keys:
+                await queue.bind(names.link(), key)
+            await queue.consume(self._deliver, no_ack=True)
+
+    async def stop(self) -> None:
+        if self._channel is not None:
+            await _settle(self._channel.close(), "close its channel", self._name)
+
+    async def _deliver(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await self._arrived([(message.routing_key or "", message.body)])
+        except Exception:
+            # The last guard: whatever one message carries may not end this listener.
+            log.exception("rabbitmq: %s: a message failed; listening on", self._name)
 
 
 class ServiceQueue:

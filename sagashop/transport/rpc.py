@@ -1,6 +1,7 @@
-"""Request and reply over Pub/Sub, whatever carries the events: a request goes to the service's
-request channel, is claimed like an event (so one process of the service answers), and the
-answer comes back on the asking process's reply channel, matched by request id. Requests and
+"""Request and reply over the process's link (`link`: Redis Pub/Sub, or RabbitMQ when it carries
+the events): a request goes to the service's request channel, shared by the processes that run
+the service, one of which takes it (on Redis by a claim, as an event), and the answer comes back
+on the asking process's reply channel, matched by request id. Requests and
 replies are signed like events (see `signing`), so a forged request or a spoofed reply is
 dropped unread.
 
@@ -18,9 +19,6 @@ import logging
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from sagashop.errors import (
     CallerError,
     SagashopError,
@@ -30,8 +28,8 @@ from sagashop.errors import (
 )
 from sagashop.events import new_id
 from sagashop.transport.channels import Channels
-from sagashop.transport.claims import DeliveryClaims
-from sagashop.transport.pubsub import Message, Subscription
+from sagashop.transport.link import LINK_AWAY, Link, Listening
+from sagashop.transport.pubsub import Message
 from sagashop.transport.signing import MAX_REPLY_BYTES, MAX_SKEW, MAX_WIRE_BYTES, Signer
 
 log = logging.getLogger(__name__)
@@ -48,23 +46,16 @@ class RequestReply:
     """One process's requests to services elsewhere, and its answers to theirs."""
 
     def __init__(
-        self,
-        redis: Redis,
-        channels: Channels,
-        node_id: str,
-        claims: DeliveryClaims,
-        signer: Signer,
-        timeout: float = 10.0,
+        self, link: Link, channels: Channels, node_id: str, signer: Signer, timeout: float = 10.0
     ) -> None:
-        self._redis = redis
+        self._link = link
         self._signer = signer
         self._channels = channels
         self._reply_channel = channels.reply(node_id)
-        self._claims = claims
         self._timeout = timeout
         self._serving: dict[str, str] = {}  # request channel -> service
         self._serve: Serve | None = None
-        self._subscription: Subscription | None = None
+        self._listening: Listening | None = None
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._parts: dict[str, list[bytes | None]] = {}
         """The parts of long replies come so far, by request id (only for requests waiting)."""
@@ -75,13 +66,14 @@ class RequestReply:
         self._serve = serve
         self._serving = {self._channels.requests_to(service): service for service in services}
         channels = [self._reply_channel, *self._serving]
-        self._subscription = Subscription(self._redis, channels, self._arrived, "requests")
-        await self._subscription.start()
+        self._listening = await self._link.listen(
+            channels, self._arrived, "requests", shared=list(self._serving)
+        )
 
     async def stop(self) -> None:
         """Stop listening; requests still waiting for an answer fail as unavailable."""
-        if self._subscription is not None:
-            await self._subscription.stop()
+        if self._listening is not None:
+            await self._listening.stop()
         await asyncio.gather(*self._answering, return_exceptions=True)
         for answer in self._waiting.values():
             if not answer.done():
@@ -99,7 +91,7 @@ class RequestReply:
         channel = self._channels.requests_to(service)
         try:
             wire = self._signer.sign(channel, json.dumps(request))
-            if not await self._redis.publish(channel, wire):
+            if not await self._link.send(channel, [wire]):
                 raise Unavailable(f"no process runs the {service} service")
             async with asyncio.timeout(self._timeout + patience):
                 return await answer
@@ -107,7 +99,7 @@ class RequestReply:
             raise Unavailable(
                 f"the {service} service did not answer within {self._timeout + patience:g}s"
             ) from None
-        except RedisError as error:
+        except LINK_AWAY as error:
             raise Unavailable(f"the message bus is unreachable ({error})") from None
         finally:
             self._waiting.pop(request_id, None)
@@ -127,7 +119,7 @@ class RequestReply:
             except Exception as error:  # whatever a stranger sent costs that message only
                 self._signer.reject(channel, error, data)
         if asked:
-            won = await self._claims.claim([key for key, _, _ in asked])
+            won = await self._link.claim([key for key, _, _ in asked])
             for (_, service, request), ok in zip(asked, won, strict=True):
                 if ok:
                     self._start_answering(service, request)
@@ -150,11 +142,8 @@ class RequestReply:
         to = request["reply_to"]
         messages = _in_parts(request["id"], json.dumps({"id": request["id"], **reply}))
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for message in messages:
-                    pipe.publish(to, self._signer.sign(to, message))
-                await pipe.execute()
-        except RedisError as error:
+            await self._link.send(to, [self._signer.sign(to, message) for message in messages])
+        except LINK_AWAY as error:
             log.warning(
                 "requests: could not answer %s.%r (%s)", service, request.get("name"), error
             )

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sagashop.errors import SagashopError
+from sagashop.private import private_directory
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ travels in parts of at most `MAX_WIRE_BYTES` (`sagashop.transport.rpc`), up to t
 MAX_SKEW = 60.0
 """Seconds a Pub/Sub message may be from now; the delivery claims live as long."""
 KEY_FILE = "bus.key"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _KEY_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 
 
@@ -191,19 +193,23 @@ class Signer:
         return hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
-def keys_for(redis_url: str, given: BusKeys | None) -> BusKeys:
-    """The keys given; else, for a Redis on a unix socket (the embedded one), a private key
-    file beside the socket, created on first use, which every process on this machine using that
-    Redis shares; for a Redis over TCP, none: raise `NoBusKeys`."""
+def keys_for(bus_url: str, given: BusKeys | None, data_dir: Path | None = None) -> BusKeys:
+    """The keys given; else a private key file, created on first use and shared by every
+    process on this machine that uses the same bus: beside the socket of a Redis on a unix
+    socket (the embedded one), or in the data directory for a RabbitMQ on this machine
+    (`AMQP_URL` to a loopback address). A bus over the network has none: raise `NoBusKeys`."""
     if given is not None:
         return given
-    url = urlsplit(redis_url)
-    if url.scheme != "unix":
-        raise NoBusKeys(
-            "REDIS_URL reaches Redis over the network, so bus messages must be signed: "
-            "set BUS_KEYS (or --bus-keys) to id:secret[,id:secret…], the same on every process"
-        )
-    return BusKeys.parse(f"local:{_read_or_create(Path(url.path).parent / KEY_FILE)}")
+    url = urlsplit(bus_url)
+    if url.scheme == "unix":
+        return BusKeys.parse(f"local:{_read_or_create(Path(url.path).parent / KEY_FILE)}")
+    if url.scheme in ("amqp", "amqps") and url.hostname in LOOPBACK and data_dir is not None:
+        return BusKeys.parse(f"local:{_read_or_create(private_directory(data_dir) / KEY_FILE)}")
+    raise NoBusKeys(
+        "the bus (REDIS_URL or AMQP_URL) is reached over the network, so bus messages must be "
+        "signed: set BUS_KEYS (or --bus-keys) to id:secret[,id:secret…], the same on every "
+        "process"
+    )
 
 
 def _read_or_create(path: Path) -> str:

@@ -12,12 +12,13 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from sagashop.bootstrap import running_node
 from sagashop.config import Settings
 from sagashop.names import Request, ServiceName
 from tests.cluster.processes import cluster
-from tests.support import Ledger, emitted, with_cluster_on
+from tests.support import Ledger, Shop, emitted, with_cluster_on
 
 
 async def test_two_replicas_share_the_work_and_oversell_nothing(
@@ -51,21 +52,28 @@ async def test_two_replicas_share_the_work_and_oversell_nothing(
             assert "reserved" in process.log_text(), f"{process.name} took no saga step"
 
 
+SPLIT = [
+    ("orders-and-users", "order,user"),
+    ("the-rest", "inventory,item,payment,notification"),
+    ("front-door", "none"),
+]
+"""The services over two processes, and a front door that runs none."""
+
+
+async def two_swords_bought(door: Shop) -> tuple[str, str, dict[str, Any]]:
+    """The sample data's player buys two of its first item: the player, the item, the order."""
+    data = (await door.ok("POST", "/setup-test-data"))["data"]
+    user, sword = data["user"]["id"], data["items"][0]["id"]
+    return user, sword, await door.settle((await door.buy(user, sword, quantity=2))["id"])
+
+
 @with_cluster_on("sqlite-pubsub", "sqlite-streams", "sqlite-rabbitmq")  # asks and events cross
 async def test_services_split_over_processes_answer_every_endpoint(
     cluster_settings: Settings, tmp_path: Path
 ) -> None:
-    layout = [
-        ("orders-and-users", "order,user"),
-        ("the-rest", "inventory,item,payment,notification"),
-        ("front-door", "none"),
-    ]
-    async with cluster(layout, cluster_settings, tmp_path) as processes:
+    async with cluster(SPLIT, cluster_settings, tmp_path) as processes:
         door = processes[-1].shop
-        data = (await door.ok("POST", "/setup-test-data"))["data"]
-        user, sword = data["user"]["id"], data["items"][0]["id"]
-
-        done = await door.settle((await door.buy(user, sword, quantity=2))["id"])
+        user, sword, done = await two_swords_bought(door)
         assert done["status"] == "COMPLETED"
         assert {step["service"] for step in done["steps"]} == {
             "order",
@@ -101,3 +109,24 @@ async def test_services_split_over_processes_answer_every_endpoint(
         unknown = {"userId": user, "itemId": str(uuid.uuid4()), "quantity": 1}
         status, error = await door.call("POST", "/orders", json=unknown)
         assert (status, error["error"]["code"]) == (404, "not_found")
+
+
+@with_cluster_on("sqlite-rabbitmq")
+async def test_on_rabbitmq_alone_services_split_over_processes_need_no_redis(
+    cluster_settings: Settings, tmp_path: Path
+) -> None:
+    """With no Redis named, no process starts or reaches one: requests, their replies (the
+    audit's, in parts) and the monitor's steps go by the broker, as the events do."""
+    alone = replace(cluster_settings, redis_url=None)
+    async with cluster(SPLIT, alone, tmp_path) as processes:
+        door = processes[-1].shop
+        user, sword, done = await two_swords_bought(door)
+        assert done["status"] == "COMPLETED"
+        assert (await door.balance(user), await door.bag(user)) == (30_000, {sword: 2})
+        report = await door.ok("GET", "/audit")
+        assert report["ok"], report["violations"]
+        for process in processes:
+            checks = (await process.shop.ok("GET", "/readyz"))["checks"]
+            assert checks["rabbitmq"] == "ok"
+            assert "redis" not in checks
+    assert not [path for path in alone.data_dir.rglob("*") if path.suffix == ".sock"]

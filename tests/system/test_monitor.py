@@ -14,7 +14,7 @@ from sagashop.monitor.feed import MAX_PER_FLUSH
 from sagashop.monitor.watchers import STEP_FIELDS
 from tests.support import Shop, eventually, on_systems
 
-on_each_transport = on_systems("sqlite-pubsub", "sqlite-streams")
+on_each_transport = on_systems("sqlite-pubsub", "sqlite-streams", "sqlite-rabbitmq")
 on_one_system = on_systems("sqlite-pubsub")  # the page's reads do not depend on the transport
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from sagashop.actors import SERVICE_NAMES
 from sagashop.events import Event, EventName, encode, new_id
 from sagashop.transport import Channels
 from sagashop.transport.protocol import Done
-from sagashop.transport.rabbitmq import RabbitEvents
+from sagashop.transport.rabbitmq import Broker, RabbitEvents
 from sagashop.transport.signing import MAX_WIRE_BYTES, BusKeys, Signer
 from tests.cluster.processes import Process, cluster
 from tests.support import (
@@ -88,7 +88,8 @@ class Namespace:
         return Signer(TEST_BUS_KEYS, self.settings_namespace)
 
     def transport(self, name: str, signer: Signer | None = None) -> RabbitEvents:
-        opened = RabbitEvents(self.url, self.channels, signer or self.signer, name)
+        broker = Broker(self.url, f"sagashop {self.settings_namespace} {name}")
+        opened = RabbitEvents(broker, self.channels, signer or self.signer)
         self.opened.append(opened)
         return opened
 

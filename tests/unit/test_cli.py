@@ -6,13 +6,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sagashop import cli, remote
-from sagashop.config import Settings
+from sagashop.config import Settings, needs_redis
 
 
 def test_an_unknown_command_is_named_as_such(capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,3 +107,16 @@ def test_a_thread_a_way_out_left_running_does_not_keep_the_process_alive() -> No
     assert done.returncode == 3
     assert time.monotonic() - started < cli.LEFT_RUNNING_GRACE + 10
     assert "threads left running at exit: left-open" in done.stderr
+
+
+def test_on_rabbitmq_alone_no_redis_is_started(tmp_path: Path) -> None:
+    """The bus on a broker on this machine, rate limits in memory: no embedded Redis, and the
+    key that signs the bus kept in the data directory."""
+    alone = Settings(
+        bus="rabbitmq", amqp_url="amqp://guest:guest@127.0.0.1:5672/", data_dir=tmp_path
+    )
+    with cli.redis_for(alone) as settings:
+        assert settings.redis_url is None
+        assert settings.bus_keys is not None
+        assert [path.name for path in tmp_path.iterdir()] == ["bus.key"]
+    assert needs_redis(replace(alone, rate_limit_store="redis")), "limits shared by processes"

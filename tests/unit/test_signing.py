@@ -162,6 +162,19 @@ def test_the_embedded_redis_gets_a_private_key_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == [tmp_path / KEY_FILE]
 
 
+def test_a_rabbitmq_on_this_machine_gets_a_private_key_file_in_the_data_directory(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    url = "amqp://guest:guest@127.0.0.1:5672/"
+    first, again = keys_for(url, None, data), keys_for(url, None, data)
+    assert first == again
+    assert stat.S_IMODE((data / KEY_FILE).stat().st_mode) == 0o600
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    with pytest.raises(NoBusKeys, match="BUS_KEYS"):
+        keys_for("amqps://sagashop:secret@rabbit.example:5671/shop", None, data)
+
+
 def test_keys_come_from_the_environment_and_go_to_children_only_there() -> None:
     parser = argparse.ArgumentParser()
     config.add_arguments(parser)
