@@ -28,7 +28,7 @@ WRONG = "wrong-pw-9f3c"
 NAMESPACE = "acl-test"
 ACL_RULES = (
     f"~{NAMESPACE}:* resetchannels &{NAMESPACE}:* -@all +ping +hello +auth +client|setinfo "
-    "+publish +subscribe +unsubscribe +pubsub|numsub +set +xadd +xgroup|create +xreadgroup "
+    "+publish +subscribe +unsubscribe +set +xadd +xgroup|create +xreadgroup "
     "+xack +xautoclaim +evalsha +script|load +lpush +ltrim +lindex +expire +get +mget"
 )
 """The README's recipe: what `INFO commandstats` counted over purchases on both transports with
