@@ -76,11 +76,19 @@ FAILURES = frozenset(
 """Events that refuse a step, after which the saga turns back."""
 
 
-def kind_of(name: str) -> str:
-    """How the monitor draws a step that emitted `name`: "failure", "compensation" or "forward"."""
+class StepKind(StrEnum):
+    """What a step did for its saga: went forward, refused, or undid an earlier step."""
+
+    FORWARD = "forward"
+    FAILURE = "failure"
+    COMPENSATION = "compensation"
+
+
+def kind_of(name: str) -> StepKind:
+    """How the monitor draws a step that emitted `name`."""
     if name in FAILURES:
-        return "failure"
-    return "compensation" if name in COMPENSATIONS else "forward"
+        return StepKind.FAILURE
+    return StepKind.COMPENSATION if name in COMPENSATIONS else StepKind.FORWARD
 
 
 def refused_by(reason: str | None) -> str | None:

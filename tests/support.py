@@ -7,7 +7,7 @@ import os
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,16 @@ def with_cluster_on(*ids: str) -> pytest.MarkDecorator:
     """`on_systems` for the processes of a cluster test."""
     chosen = [system for system in SYSTEMS if system.id in ids]
     return pytest.mark.parametrize("cluster_settings", chosen, indirect=True)
+
+
+def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(method, path, operation) of every operation of an OpenAPI document, a path item given
+    by `$ref` (an event stream's, see `sagashop.http.openapi`) followed to its definition."""
+    for path, item in document["paths"].items():
+        if "$ref" in item:
+            item = document["components"]["pathItems"][item["$ref"].rpartition("/")[2]]
+        for method, operation in item.items():
+            yield method, path, operation
 
 
 T = TypeVar("T")

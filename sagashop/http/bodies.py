@@ -115,25 +115,52 @@ class Query(BaseModel):
 Q = TypeVar("Q", bound=Query)
 
 
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """A body's examples, for the OpenAPI document (merged with `Body`'s configuration)."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
+
+
 class PlaceOrder(Body):
-    userId: UUID
-    itemId: UUID
-    quantity: Whole = Field(ge=1, le=MAX_QUANTITY)
+    """A purchase: who buys what, how many."""
+
+    model_config = examples(
+        {
+            "userId": "abf12b21-9243-4119-aa78-a3e19ff93141",
+            "itemId": "556b21ca-2bcc-4bb0-a055-2fbe99b45c5f",
+            "quantity": 1,
+        }
+    )
+
+    userId: UUID = Field(description="the buyer (with auth on, a player buys for themself)")
+    itemId: UUID = Field(description="the item to buy")
+    quantity: Whole = Field(ge=1, le=MAX_QUANTITY, description="how many, 1 to 99")
 
 
 class NewUser(Body):
-    username: Name
-    balance: Whole = Field(ge=0, le=MAX_BALANCE)
-    active: bool = True
+    """A new user."""
+
+    model_config = examples({"username": "alice", "balance": 50000, "active": True})
+
+    username: Name = Field(description="shown as given; need not be unique")
+    balance: Whole = Field(ge=0, le=MAX_BALANCE, description="money to spend at first")
+    active: bool = Field(True, description="an inactive user's purchases are refused")
 
 
 class NewItem(Body):
-    name: Name
-    price: Whole = Field(ge=1, le=MAX_PRICE)
-    stock: Whole = Field(ge=0, le=MAX_STOCK)
+    """A new item."""
+
+    model_config = examples({"name": "Legendary Sword", "price": 10000, "stock": 50})
+
+    name: Name = Field(description="shown as given; need not be unique")
+    price: Whole = Field(ge=1, le=MAX_PRICE, description="the price of one")
+    stock: Whole = Field(ge=0, le=MAX_STOCK, description="how many there are to sell")
 
 
 class FailureRate(Body):
+    """The payment mock's decline rate to set."""
+
+    model_config = examples({"failureRate": 0.25}, {"failureRate": 0.5, "seed": 7})
+
     failureRate: float = Field(ge=0.0, le=1.0, description="The share of charges to decline")
     seed: int | None = Field(
         None, description="Makes each order's fate depend only on the seed and its id"

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from sagashop.errors import CallerError, SagashopError, answer_to
 
@@ -24,6 +24,10 @@ _HTTP_CODES = {
 
 
 class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    model_config = ConfigDict(extra="forbid")
+
     code: str = Field(description="what went wrong, for a program: not_found, invalid_request, …")
     message: str = Field(description="what went wrong, for a person")
     field: str | None = Field(None, description="the request's field at fault, if one is")
@@ -32,7 +36,28 @@ class ErrorDetail(BaseModel):
 class ErrorBody(BaseModel):
     """An error: its code, its message, and the field at fault if one is."""
 
-    error: ErrorDetail
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "code": "not_found",
+                        "message": "no user with id 8c1f4e0e-7f43-4a2b-9a4c-1b2d3e4f5a6b",
+                    }
+                },
+                {
+                    "error": {
+                        "code": "invalid_request",
+                        "message": "balance: Input should be greater than or equal to 0",
+                        "field": "balance",
+                    }
+                },
+            ]
+        },
+    )
+
+    error: ErrorDetail = Field(description="what went wrong")
 
 
 class UnsupportedMediaType(CallerError):

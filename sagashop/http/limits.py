@@ -33,8 +33,8 @@ from sagashop.tokens import InvalidToken, verify
 log = logging.getLogger(__name__)
 
 PROBES = frozenset({"/healthz", "/readyz", "/health", "/metrics"})
-"""What an orchestrator or a scraper asks on a schedule of its own (the operations tagged
-"probes" in the OpenAPI document): held to `PROBE_LIMIT` per address instead of the callers'
+"""What an orchestrator or a scraper asks on a schedule of its own (liveness, readiness,
+health and metrics): held to `PROBE_LIMIT` per address instead of the callers'
 limit, so a caller past its own is still probed, and a flood of probes (each `/readyz` pings
 Redis, every database and every actor) is refused without starving another address's."""
 PROBE_LIMIT = "20/second"

@@ -7,7 +7,7 @@ from prometheus_client.aiohttp import make_aiohttp_handler
 
 from sagashop.http.access import OPERATOR, allow
 from sagashop.http.context import NODE
-from sagashop.http.openapi import Media, documented
+from sagashop.http.openapi import Media, Tag, documented
 
 routes = web.RouteTableDef()
 
@@ -15,8 +15,8 @@ routes = web.RouteTableDef()
 @routes.get("/metrics")
 @documented(
     "Prometheus metrics of this process",
-    responses={200: Media("text/plain")},
-    tags=["probes"],
+    tag=Tag.OPERATIONS,
+    responses={200: Media("text/plain", "Prometheus' text format (or OpenMetrics, if asked)")},
 )
 @allow(OPERATOR)
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -19,8 +19,7 @@ import sagashop.monitor
 from sagashop.http.access import ANYONE, OPERATOR, allow
 from sagashop.http.bodies import FailureRate, OrderListQuery, read_body, read_query
 from sagashop.http.context import NODE, ask, ask_each, service_names
-from sagashop.http.errors import ErrorBody
-from sagashop.http.openapi import Media, documented
+from sagashop.http.openapi import EVENT_STREAM, Media, Refused, Tag, documented
 from sagashop.http.pages import position, with_cursor
 from sagashop.monitor import CLOSED, Watchers
 from sagashop.names import Request, ServiceName
@@ -39,6 +38,7 @@ PAGE = (
 template lives beside `static/`, which serves only what needs no filling in."""
 LOOK_EVERY = 1.0
 HEARTBEAT = 15.0
+UNAVAILABLE = Refused("the service it asks is run by no process, or did not answer in time")
 
 
 def add_monitor(app: web.Application) -> None:
@@ -61,7 +61,11 @@ async def _end_streams(app: web.Application) -> None:
 
 
 @routes.get("/")
-@documented("The saga monitor page", responses={200: Media("text/html")}, tags=["monitor"])
+@documented(
+    "The saga monitor page",
+    tag=Tag.MONITOR,
+    responses={200: Media("text/html", "The page, which reads /monitor/events and /summary")},
+)
 @allow(ANYONE)
 async def monitor_page(_request: web.Request) -> web.Response:
     """Sagas live, one swimlane per service; start purchases and provoke failures from it."""
@@ -70,15 +74,23 @@ async def monitor_page(_request: web.Request) -> web.Response:
 
 @routes.get("/monitor/events")
 @documented(
-    "The steps every service takes, live",
-    responses={200: Media("text/event-stream")},
-    tags=["monitor"],
+    "The steps every service takes, live: an event stream that never ends",
+    tag=Tag.MONITOR,
+    responses={200: Media(EVENT_STREAM, "Server-sent events, for as long as the client listens")},
 )
 @allow(OPERATOR)
 async def monitor_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: each `steps` event is a JSON object with the `steps` one process took
-    in the last quarter second (order, service, step, event emitted, its kind, reason, time) and
-    how many it `missed` out (past 500 per quarter second it sends a count instead)."""
+    """Server-sent events (text/event-stream) that never end: the answer is not a body to
+    read to its end but a stream to read as it comes. Each `steps` event's data is a JSON
+    object, `{"node", "steps": [{"orderId", "service", "step", "handled", "event", "kind",
+    "reason", "at"}], "missed"}`: the steps one process took in the last quarter second, and
+    how many it left out (past 500 per quarter second it sends a count instead). A comment
+    line comes every 15 s while nothing happens.
+
+    Read it with an EventSource in a browser, `curl -N`, or a streaming HTTP client (httpx:
+    `client.stream("GET", "/monitor/events")` and `iter_lines()`); a client that reads the
+    whole body first (a generated client's call) would never return, so the document
+    describes this path under `components.pathItems`, which openapi-python-client skips."""
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
     )
@@ -118,8 +130,8 @@ def _gone(request: web.Request) -> bool:
 @routes.get("/summary")
 @documented(
     "Counters of the whole system",
-    responses={200: schemas.Summary, 503: ErrorBody},
-    tags=["monitor"],
+    tag=Tag.MONITOR,
+    responses={200: schemas.Summary, 503: UNAVAILABLE},
 )
 @allow(OPERATOR)
 async def summary(request: web.Request) -> web.Response:
@@ -142,9 +154,9 @@ async def summary(request: web.Request) -> web.Response:
 @routes.get("/orders")
 @documented(
     "The latest orders",
+    tag=Tag.ORDERS,
     query=OrderListQuery,
-    responses={200: schemas.OrderList, 503: ErrorBody},
-    tags=["monitor"],
+    responses={200: schemas.OrderList, 503: UNAVAILABLE},
 )
 @allow(OPERATOR)
 async def list_orders(request: web.Request) -> web.Response:
@@ -166,20 +178,26 @@ async def list_orders(request: web.Request) -> web.Response:
 @routes.get("/payments/failure-rate")
 @documented(
     "The payment mock's decline rate",
-    responses={200: schemas.PaymentSettings, 503: ErrorBody},
-    tags=["monitor"],
+    tag=Tag.OPERATIONS,
+    responses={200: schemas.PaymentSettings, 503: UNAVAILABLE},
 )
 @allow(OPERATOR)
 async def get_failure_rate(request: web.Request) -> web.Response:
+    """The share of charges the payment mock declines, and its seed (the monitor shows and
+    sets them)."""
     return web.json_response(await ask(request, ServiceName.PAYMENT, Request.PAYMENT_SETTINGS))
 
 
 @routes.put("/payments/failure-rate")
 @documented(
     "Set the payment mock's decline rate",
+    tag=Tag.OPERATIONS,
     body=FailureRate,
-    responses={200: schemas.PaymentSettings, 403: ErrorBody, 503: ErrorBody},
-    tags=["monitor"],
+    responses={
+        200: schemas.PaymentSettings,
+        403: Refused("a test control: the payment service runs with --test-controls off"),
+        503: UNAVAILABLE,
+    },
 )
 @allow(OPERATOR)
 async def set_failure_rate(request: web.Request) -> web.Response:

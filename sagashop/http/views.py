@@ -37,9 +37,8 @@ from sagashop.http.bodies import (
     wait_seconds,
 )
 from sagashop.http.context import NODE, ask, ask_each, ask_waiting, service_names
-from sagashop.http.errors import ErrorBody
 from sagashop.http.limits import AUDIT_REPORTS
-from sagashop.http.openapi import Link, documented
+from sagashop.http.openapi import Link, Refused, Tag, documented
 from sagashop.http.pages import (
     PageQuery,
     cursor,
@@ -62,8 +61,9 @@ TEST_ITEMS = (
 )
 
 
-UNAVAILABLE = {503: ErrorBody}
-"""A service this endpoint asks is run by no process, or does not answer in time."""
+UNAVAILABLE = {503: Refused("a service it asks is run by no process, or did not answer in time")}
+NO_USER = Refused("no user with that id")
+NO_ORDER = Refused("no order with that id (with auth on, nor one of another player's)")
 NEW_ID = "$response.body#/id"
 USER_LINKS = {
     name: Link(operation, {"user_id": NEW_ID})
@@ -80,6 +80,7 @@ USER_LINKS = {
 @routes.post("/setup-test-data")
 @documented(
     "Create a user (balance 50000) and three items to try the API with",
+    tag=Tag.OPERATIONS,
     responses={200: schemas.SampleDataCreated, **UNAVAILABLE},
     links={
         "PlaceOrder": Link(
@@ -93,6 +94,9 @@ USER_LINKS = {
 )
 @allow(OPERATOR)
 async def setup_test_data(request: web.Request) -> web.Response:
+    """A player named player-… with a balance of 50000, and three items: Legendary Sword
+    (10000, 50 in stock), Dragon Shield (5000, 30) and Health Potion (1000, 100). With auth on,
+    `data.token` is a bearer token for the new player."""
     user = await ask(
         request,
         ServiceName.USER,
@@ -114,12 +118,15 @@ async def setup_test_data(request: web.Request) -> web.Response:
 @routes.post("/users")
 @documented(
     "Create a user with the balance you choose",
+    tag=Tag.PLAYERS,
     body=NewUser,
     responses={201: schemas.User, **UNAVAILABLE},
     links={**USER_LINKS, "PlaceOrder": Link("place_order", body={"userId": NEW_ID})},
 )
 @allow(OPERATOR)
 async def create_user(request: web.Request) -> web.Response:
+    """A new user (a player), active unless `active` is false; its id is what a purchase, and
+    every per-user read, names."""
     body = await read_body(request, NewUser)
     user = await ask(
         request, ServiceName.USER, Request.CREATE_USER, user_id=new_id(), **body.model_dump()
@@ -130,12 +137,14 @@ async def create_user(request: web.Request) -> web.Response:
 @routes.post("/items")
 @documented(
     "Create an item",
+    tag=Tag.ITEMS,
     body=NewItem,
     responses={201: schemas.Item, **UNAVAILABLE},
     links={"PlaceOrder": Link("place_order", body={"itemId": NEW_ID})},
 )
 @allow(OPERATOR)
 async def create_item(request: web.Request) -> web.Response:
+    """A new item for sale, with its price and the stock there is to sell."""
     body = await read_body(request, NewItem)
     item = await ask(
         request, ServiceName.ITEM, Request.CREATE_ITEM, item_id=new_id(), **body.model_dump()
@@ -146,11 +155,14 @@ async def create_item(request: web.Request) -> web.Response:
 @routes.get("/items")
 @documented(
     "The catalogue, with stock",
+    tag=Tag.ITEMS,
     query=PageQuery,
     responses={200: schemas.Catalogue, **UNAVAILABLE},
 )
 @allow(ANYONE)
 async def list_items(request: web.Request) -> web.Response:
+    """Every item, oldest first, a page at a time (`?limit=&cursor=`: follow `next` until it is
+    null); stock is what is left to sell, held units excluded."""
     limit, after = page_asked(request)
     found = await ask(request, ServiceName.ITEM, Request.LIST_ITEMS, after=after, limit=limit)
     return web.json_response(with_cursor(found))
@@ -159,9 +171,16 @@ async def list_items(request: web.Request) -> web.Response:
 @routes.post("/orders")
 @documented(
     "Start a purchase",
+    tag=Tag.ORDERS,
     body=PlaceOrder,
     headers=IdempotencyHeader,
-    responses={201: schemas.Order, 404: ErrorBody, 409: ErrorBody, **UNAVAILABLE},
+    responses={
+        201: schemas.Order,
+        400: Refused("an Idempotency-Key that is empty or over 255 characters"),
+        404: Refused("no user or no item with that id: no saga starts"),
+        409: Refused("the Idempotency-Key came back with another user, item or quantity"),
+        **UNAVAILABLE,
+    },
     links={
         "GetOrder": Link("get_order", {"order_id": NEW_ID}),
         "GetOrderStatus": Link("get_order_status", {"order_id": NEW_ID}),
@@ -190,9 +209,10 @@ async def place_order(request: web.Request) -> web.Response:
 @routes.get("/orders/{order_id}")
 @documented(
     "The order",
+    tag=Tag.ORDERS,
     path=OrderPath,
     query=Wait,
-    responses={200: schemas.Order, **UNAVAILABLE},
+    responses={200: schemas.Order, 404: NO_ORDER, **UNAVAILABLE},
     links={"GetOrderTimeline": Link("get_order_timeline", {"order_id": "$request.path.order_id"})},
 )
 @allow(OWN_ORDER_IN_PATH)
@@ -211,9 +231,10 @@ async def get_order(request: web.Request) -> web.Response:
 @routes.get("/orders/{order_id}/timeline")
 @documented(
     "The order, its saga's steps and each service's part",
+    tag=Tag.ORDERS,
     path=OrderPath,
     query=Wait,
-    responses={200: schemas.OrderView, **UNAVAILABLE},
+    responses={200: schemas.OrderView, 404: NO_ORDER, **UNAVAILABLE},
 )
 @allow(OWN_ORDER_IN_PATH)
 async def get_order_timeline(request: web.Request) -> web.Response:
@@ -241,9 +262,10 @@ async def get_order_timeline(request: web.Request) -> web.Response:
 @routes.get("/orders/{order_id}/status")
 @documented(
     "Only the order's status and failure reason",
+    tag=Tag.ORDERS,
     path=OrderPath,
     query=Wait,
-    responses={200: schemas.OrderStatusView, **UNAVAILABLE},
+    responses={200: schemas.OrderStatusView, 404: NO_ORDER, **UNAVAILABLE},
 )
 @allow(OWN_ORDER_IN_PATH)
 async def get_order_status(request: web.Request) -> web.Response:
@@ -258,9 +280,15 @@ async def get_order_status(request: web.Request) -> web.Response:
 
 
 @routes.get("/user/{user_id}/balance")
-@documented("The user's balance", path=UserPath, responses={200: schemas.Balance, **UNAVAILABLE})
+@documented(
+    "The user's balance",
+    tag=Tag.PLAYERS,
+    path=UserPath,
+    responses={200: schemas.Balance, 404: NO_USER, **UNAVAILABLE},
+)
 @allow(OWN_USER_IN_PATH)
 async def get_balance(request: web.Request) -> web.Response:
+    """What the user has to spend: money held for a running purchase is not in it."""
     user = await ask(
         request, ServiceName.USER, Request.GET_USER, user_id=path_id(request, "user_id")
     )
@@ -287,42 +315,55 @@ async def _page_of_user(request: web.Request, service: str, name: Request) -> we
 
 
 @routes.get("/user/{user_id}/inventory")
-@documented("The user's bag", path=UserPath, responses={200: schemas.Inventory, **UNAVAILABLE})
+@documented(
+    "The user's bag",
+    tag=Tag.PLAYERS,
+    path=UserPath,
+    responses={200: schemas.Bag, 404: NO_USER, **UNAVAILABLE},
+)
 @allow(OWN_USER_IN_PATH)
 async def get_inventory(request: web.Request) -> web.Response:
-    """Not paged: a bag has 20 slots, so it never holds more than 20 kinds of item."""
+    """What the user bought, and the bag's free slots. Not paged: a bag has 20 slots, so it
+    never holds more than 20 kinds of item."""
     return web.json_response(await _of_user(request, ServiceName.INVENTORY, Request.GET_INVENTORY))
 
 
 @routes.get("/user/{user_id}/orders")
 @documented(
     "The user's orders",
+    tag=Tag.PLAYERS,
     path=UserPath,
     query=PageQuery,
-    responses={200: schemas.UserOrders, **UNAVAILABLE},
+    responses={200: schemas.UserOrders, 404: NO_USER, **UNAVAILABLE},
 )
 @allow(OWN_USER_IN_PATH)
 async def get_user_orders(request: web.Request) -> web.Response:
+    """Every order of the user, newest first, a page at a time (`?limit=&cursor=`: follow
+    `next` until it is null)."""
     return await _page_of_user(request, ServiceName.ORDER, Request.LIST_USER_ORDERS)
 
 
 @routes.get("/user/{user_id}/notifications")
 @documented(
     "What the user was told",
+    tag=Tag.PLAYERS,
     path=UserPath,
     query=PageQuery,
-    responses={200: schemas.Notifications, **UNAVAILABLE},
+    responses={200: schemas.NotificationPage, 404: NO_USER, **UNAVAILABLE},
 )
 @allow(OWN_USER_IN_PATH)
 async def get_notifications(request: web.Request) -> web.Response:
+    """One message per ended order (completed, or cancelled and why), newest first, a page at
+    a time (`?limit=&cursor=`)."""
     return await _page_of_user(request, ServiceName.NOTIFICATION, Request.LIST_NOTIFICATIONS)
 
 
 @routes.get("/dead-letters")
 @documented(
     "Events whose step kept failing",
+    tag=Tag.OPERATIONS,
     query=PageQuery,
-    responses={200: schemas.DeadLetters},
+    responses={200: schemas.DeadLetterPage},
 )
 @allow(OPERATOR)
 async def list_dead_letters(request: web.Request) -> web.Response:
@@ -342,8 +383,17 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 @routes.post("/dead-letters/{letter_id}/replay")
 @documented(
     "Deliver a dead letter again",
+    tag=Tag.OPERATIONS,
     path=LetterPath,
-    responses={202: schemas.Replayed, 409: ErrorBody, **UNAVAILABLE},
+    responses={
+        202: schemas.Replayed,
+        404: Refused("no dead letter with that id"),
+        409: Refused(
+            "replayed already and not failed since, or its step was closed with its failure "
+            "event when given up"
+        ),
+        **UNAVAILABLE,
+    },
 )
 @allow(OPERATOR)
 async def replay_dead_letter(request: web.Request) -> web.Response:
@@ -360,6 +410,7 @@ async def replay_dead_letter(request: web.Request) -> web.Response:
 @routes.get("/audit")
 @documented(
     "The conservation checks across every service",
+    tag=Tag.OPERATIONS,
     responses={200: schemas.AuditReport, **UNAVAILABLE},
 )
 @allow(OPERATOR)
@@ -380,7 +431,12 @@ async def run_audit(request: web.Request) -> web.Response:
 @routes.post("/backups")
 @documented(
     "Back up every service's SQLite file, online",
-    responses={201: schemas.Backup, 409: ErrorBody, **UNAVAILABLE},
+    tag=Tag.OPERATIONS,
+    responses={
+        201: schemas.Backup,
+        409: Refused("the services are not all in this process, or not on SQLite"),
+        **UNAVAILABLE,
+    },
 )
 @allow(OPERATOR)
 async def take_backup(request: web.Request) -> web.Response:
@@ -395,7 +451,7 @@ async def take_backup(request: web.Request) -> web.Response:
 
 
 @routes.get("/healthz")
-@documented("Liveness: the process is up", responses={200: schemas.Alive}, tags=["probes"])
+@documented("Liveness: the process is up", tag=Tag.OPERATIONS, responses={200: schemas.Alive})
 @allow(ANYONE)
 async def alive(_request: web.Request) -> web.Response:
     """The process is up and its loop answers (liveness: restart it if not)."""
@@ -405,8 +461,11 @@ async def alive(_request: web.Request) -> web.Response:
 @routes.get("/readyz")
 @documented(
     "Readiness: Redis, the databases and the actors answer",
-    responses={200: schemas.Readiness, 503: schemas.Readiness},
-    tags=["probes"],
+    tag=Tag.OPERATIONS,
+    responses={
+        200: schemas.Readiness,
+        503: Refused("not ready: `checks` names what does not answer", schemas.Readiness),
+    },
 )
 @allow(ANYONE)
 async def ready(request: web.Request) -> web.Response:
@@ -419,7 +478,9 @@ async def ready(request: web.Request) -> web.Response:
 
 @routes.get("/health")
 @documented(
-    "What this process runs, and how it is doing", responses={200: schemas.Health}, tags=["probes"]
+    "What this process runs, and how it is doing",
+    tag=Tag.OPERATIONS,
+    responses={200: schemas.Health},
 )
 @allow(OPERATOR)
 async def health(request: web.Request) -> web.Response:

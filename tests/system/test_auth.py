@@ -17,7 +17,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from sagashop import tokens
 from sagashop.config import Settings
 from sagashop.tokens import Claims, SigningKey
-from tests.support import Shop, eventually, on_systems
+from tests.support import Shop, eventually, on_systems, operations
 
 pytestmark = on_systems("sqlite-pubsub", "sqlite-streams")  # the hostile tests, on each transport
 
@@ -239,8 +239,7 @@ async def test_a_player_calls_no_operator_endpoint(shop: Shop, world: World) -> 
     document = await shop.ok("GET", "/openapi.json")
     operators = [
         (method.upper(), path)
-        for path, operations in document["paths"].items()
-        for method, operation in operations.items()
+        for method, path, operation in operations(document)
         if operation["x-access"] == "operator"
     ]
     assert set(operators) == OPERATOR_ROUTES

@@ -1,10 +1,12 @@
 """The OpenAPI document and the docs page, against the running system: the document is valid
-OpenAPI 3.1, names every route, comes from the code's models, and a schema-driven fuzz run
+OpenAPI 3.1, names every route, comes from the code's models, describes every operation, field
+and error, tags every operation, has examples its models accept, and a schema-driven fuzz run
 (schemathesis, every check) finds the API doing nothing it does not say."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 from pathlib import Path
@@ -14,10 +16,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
+from pydantic import BaseModel
 
 from sagashop.http.bodies import NewItem, NewUser, PlaceOrder
-from sagashop.http.openapi import REF
-from tests.support import Shop, on_systems
+from sagashop.http.openapi import REF, DocumentSchema, documented_routes, operation_of
+from tests.support import Shop, on_systems, operations
 
 # The document describes the code, not the data: neither the database nor the transport matters.
 pytestmark = on_systems("sqlite-pubsub")
@@ -39,8 +42,7 @@ def streams(spec: dict[str, Any]) -> list[str]:
     on every call (their own tests, in test_monitor.py, cover them)."""
     return [
         path
-        for path, item in spec["paths"].items()
-        for operation in item.values()
+        for _, path, operation in operations(spec)
         if any(
             "text/event-stream" in answer.get("content", {})
             for answer in operation["responses"].values()
@@ -76,7 +78,7 @@ def test_the_document_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
 
 
 def test_every_route_of_the_app_is_documented(shop: Shop, spec: dict[str, Any]) -> None:
-    documented = {(method, path) for path, item in spec["paths"].items() for method in item}
+    documented = {(method, path) for method, path, _ in operations(spec)}
 
     assert app_routes(client_of(shop).app) - documented == set()
     assert ("post", "/orders") in documented
@@ -85,7 +87,104 @@ def test_every_route_of_the_app_is_documented(shop: Shop, spec: dict[str, Any]) 
 def test_request_bodies_are_the_models_that_check_them(spec: dict[str, Any]) -> None:
     schemas = spec["components"]["schemas"]
     for model in (PlaceOrder, NewUser, NewItem):
-        assert schemas[model.__name__] == model.model_json_schema(ref_template=REF)
+        assert schemas[model.__name__] == model.model_json_schema(
+            ref_template=REF, schema_generator=DocumentSchema
+        )
+
+
+def models_of(app: web.Application) -> dict[str, type[BaseModel]]:
+    """Every model an operation of the app takes or answers, by its schema's name."""
+    found = {}
+    for *_, handler in documented_routes(app):
+        operation = operation_of(handler)
+        assert operation is not None
+        found |= {model.__name__: model for model, _ in operation.models()}
+    return found
+
+
+def json_media(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON request body's and every JSON answer's schema (a `$ref`) of an operation."""
+    answers = [*operation["responses"].values(), operation.get("requestBody", {})]
+    return [
+        a["content"]["application/json"]["schema"]
+        for a in answers
+        if "application/json" in a.get("content", {})
+    ]
+
+
+def test_every_example_is_accepted_by_the_model_it_documents(
+    shop: Shop, spec: dict[str, Any]
+) -> None:
+    models = models_of(client_of(shop).app)
+    schemas = spec["components"]["schemas"]
+    with_examples = {name: schema for name, schema in schemas.items() if "examples" in schema}
+
+    assert set(with_examples) <= set(models)
+    for name, schema in with_examples.items():
+        for example in schema["examples"]:
+            models[name].model_validate_json(json.dumps(example))
+
+
+def test_every_json_body_and_answer_has_an_example(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    without = {
+        (method, path, media["$ref"])
+        for method, path, operation in operations(spec)
+        for media in json_media(operation)
+        if not schemas[media["$ref"].rpartition("/")[2]].get("examples")
+    }
+
+    assert without == set()
+
+
+def test_every_operation_and_field_is_described_and_tagged(spec: dict[str, Any]) -> None:
+    tags = {tag["name"] for tag in spec["tags"] if tag["description"]}
+    undescribed = [
+        (method, path)
+        for method, path, operation in operations(spec)
+        if not operation.get("description")
+        or len(operation.get("tags", [])) != 1
+        or not set(operation["tags"]) <= tags
+    ]
+    fields = [
+        f"{name}.{field}"
+        for name, schema in spec["components"]["schemas"].items()
+        for field, described in schema.get("properties", {}).items()
+        if not described.get("description")
+    ]
+
+    assert undescribed == []
+    assert fields == []
+    assert tags == {"orders", "players", "items", "operations", "monitor"}
+    assert spec["servers"]
+
+
+def test_each_error_is_described_for_its_operation(spec: dict[str, Any]) -> None:
+    """Not the status phrase alone: "Not Found: no user with that id; …"."""
+    bare = [
+        (method, path, status)
+        for method, path, operation in operations(spec)
+        for status, answer in operation["responses"].items()
+        if int(status) >= 400 and ": " not in answer["description"]
+    ]
+    balance = spec["paths"]["/user/{user_id}/balance"]["get"]["responses"]
+
+    assert bare == []
+    assert balance["404"]["description"].startswith("Not Found: no user with that id")
+
+
+def test_no_property_has_a_title_and_every_model_its_name(spec: dict[str, Any]) -> None:
+    """A generator makes a class of each titled property ("Totalamount")."""
+    text = json.dumps(spec["paths"])
+    schemas = spec["components"]["schemas"]
+
+    assert '"title"' not in text
+    assert all(schema.get("title") == name for name, schema in schemas.items())
+    assert all(
+        "title" not in described
+        for schema in schemas.values()
+        for described in schema.get("properties", {}).values()
+    )
 
 
 async def test_the_docs_page_is_served_with_its_files_and_no_cdn(shop: Shop) -> None:

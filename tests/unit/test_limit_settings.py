@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 import sagashop.config as config
-from sagashop.http.openapi import documented, operation_of
+from sagashop.http.openapi import Tag, documented, operation_of
 from tests.unit.test_openapi import handler
 
 
@@ -59,7 +59,7 @@ def test_a_limit_setting_travels_to_a_child_process() -> None:
 
 def test_every_operation_documents_a_429_probes_too() -> None:
     """Probes have a limit of their own (per address), so they may answer 429 as well."""
-    probe = documented("up", responses={}, tags=["probes"])(handler("probe"))
-    other = documented("thing", responses={})(handler("thing"))
+    probe = documented("up", tag=Tag.OPERATIONS, responses={})(handler("probe"))
+    other = documented("thing", tag=Tag.ITEMS, responses={})(handler("thing"))
     assert 429 in operation_of(probe).all_responses()  # type: ignore[union-attr]
     assert 429 in operation_of(other).all_responses()  # type: ignore[union-attr]
