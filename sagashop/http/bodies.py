@@ -116,7 +116,7 @@ Q = TypeVar("Q", bound=Query)
 
 
 def examples(*values: dict[str, Any]) -> ConfigDict:
-    """A body's examples, for the OpenAPI document (merged with `Body`'s configuration)."""
+    """A model's examples, for the OpenAPI document (merged with its base's configuration)."""
     return ConfigDict(json_schema_extra={"examples": list(values)})
 
 

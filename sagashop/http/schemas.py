@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sagashop.actors import SERVICES
 from sagashop.actors.order import StepName
 from sagashop.events import EventName, StepKind
+from sagashop.http.bodies import examples
 from sagashop.names import Request, ServiceName
 from sagashop.store.order import OrderStatus, Owed
 from sagashop.store.payment import PaymentState
@@ -34,11 +35,6 @@ ENDED = "2026-12-04T18:34:44.954929+00:00"
 NEXT = "WyIyMDI2LTEyLTA0VDE4OjM0OjQ0LjkzODI1MCswMDowMCIsIjU1NmIyMWNhIl0"
 NEXT_PAGE = "the cursor of the next page (`?cursor=`); null on the last"
 UNAVAILABLE = "services that did not answer, and why (the rest of the answer leaves them out)"
-
-
-def example(*values: dict[str, Any]) -> ConfigDict:
-    """An answer's configuration with its examples (the JSON it sends)."""
-    return ConfigDict(extra="forbid", json_schema_extra={"examples": list(values)})
 
 
 class Answer(BaseModel):
@@ -57,7 +53,7 @@ USER = {
 class User(Answer):
     """The user."""
 
-    model_config = example(USER)
+    model_config = examples(USER)
 
     id: UUID = Field(description="the user's id")
     username: str = Field(description="the user's name, as given")
@@ -78,7 +74,7 @@ ITEM = {
 class Item(Answer):
     """The item."""
 
-    model_config = example(ITEM)
+    model_config = examples(ITEM)
 
     id: UUID = Field(description="the item's id")
     name: str = Field(description="the item's name, as given")
@@ -90,7 +86,7 @@ class Item(Answer):
 class Catalogue(Answer):
     """A page of the items, oldest first, with their stock."""
 
-    model_config = example({"items": [{**ITEM, "stock": 49}], "next": NEXT})
+    model_config = examples({"items": [{**ITEM, "stock": 49}], "next": NEXT})
 
     items: list[Item] = Field(description="the items of this page, oldest first")
     next: str | None = Field(description=NEXT_PAGE)
@@ -110,7 +106,7 @@ class SampleData(Answer):
 class SampleDataCreated(Answer):
     """A new user and three new items."""
 
-    model_config = example(
+    model_config = examples(
         {
             "success": True,
             "message": "test data created",
@@ -179,7 +175,7 @@ CANCELLED = {
 class Order(Answer):
     """The order."""
 
-    model_config = example(ORDER, CANCELLED)
+    model_config = examples(ORDER, CANCELLED)
 
     id: UUID = Field(description="the order's id")
     userId: UUID = Field(description="the buyer")
@@ -315,7 +311,7 @@ def _held(at: str, **amount: int) -> dict[str, Any]:
 class OrderView(Order):
     """The order, its saga's steps in time order, and each service's part."""
 
-    model_config = example(
+    model_config = examples(
         {
             **COMPLETED,
             "steps": PURCHASE,
@@ -344,7 +340,7 @@ class OrderView(Order):
 class OrderStatusView(Answer):
     """Where the order stands."""
 
-    model_config = example(
+    model_config = examples(
         {"id": ORDER_ID, "status": "COMPLETED", "failureReason": None},
         {
             "id": ORDER_ID,
@@ -361,7 +357,7 @@ class OrderStatusView(Answer):
 class Balance(Answer):
     """The user's balance."""
 
-    model_config = example({"userId": USER_ID, "balance": 40000})
+    model_config = examples({"userId": USER_ID, "balance": 40000})
 
     userId: UUID = Field(description="the user's id")
     balance: int = Field(description="money to spend (held money excluded)")
@@ -378,7 +374,7 @@ class BagRow(Answer):
 class Bag(Answer):
     """The user's bag: its slots, and what is in it."""
 
-    model_config = example(
+    model_config = examples(
         {
             "userId": USER_ID,
             "capacity": 20,
@@ -396,7 +392,7 @@ class Bag(Answer):
 class UserOrders(Answer):
     """A page of the user's orders, newest first."""
 
-    model_config = example({"userId": USER_ID, "orders": [COMPLETED], "next": None})
+    model_config = examples({"userId": USER_ID, "orders": [COMPLETED], "next": None})
 
     userId: UUID = Field(description="the user's id")
     orders: list[Order] = Field(description="the orders of this page, newest first")
@@ -425,7 +421,7 @@ class Notification(Answer):
 class NotificationPage(Answer):
     """A page of what the user was told, newest first."""
 
-    model_config = example({"userId": USER_ID, "notifications": [NOTIFICATION], "next": None})
+    model_config = examples({"userId": USER_ID, "notifications": [NOTIFICATION], "next": None})
 
     userId: UUID = Field(description="the user's id")
     notifications: list[Notification] = Field(description="this page's, newest first")
@@ -483,7 +479,7 @@ class DeadLetter(Answer):
 class DeadLetterPage(Answer):
     """Events whose step kept failing, oldest first, and the services that did not answer."""
 
-    model_config = example({"deadLetters": [DEAD_LETTER], "unavailable": {}, "next": None})
+    model_config = examples({"deadLetters": [DEAD_LETTER], "unavailable": {}, "next": None})
 
     deadLetters: list[DeadLetter] = Field(description="this page's letters, oldest first")
     unavailable: dict[str, str] = Field(description=UNAVAILABLE)
@@ -493,7 +489,7 @@ class DeadLetterPage(Answer):
 class Replayed(Answer):
     """The dead letter is being delivered again."""
 
-    model_config = example({"replayed": "item-3", "orderId": ORDER_ID})
+    model_config = examples({"replayed": "item-3", "orderId": ORDER_ID})
 
     replayed: str = Field(description="the letter's id")
     orderId: UUID = Field(description="the order its event is about")
@@ -502,7 +498,7 @@ class Replayed(Answer):
 class Backup(Answer):
     """A consistent copy of every service's SQLite file, taken online (README, "Backup")."""
 
-    model_config = example(
+    model_config = examples(
         {
             "path": "data/backups/20261204T183444.995401Z",
             "files": [
@@ -520,7 +516,7 @@ class Backup(Answer):
 class AuditReport(Answer):
     """The conservation checks: ok, what was counted, and every violation."""
 
-    model_config = example(
+    model_config = examples(
         {
             "ok": True,
             "counts": {"users": 1, "items": 3, "orders": 1, "settled": 1, "in flight": 0},
@@ -536,7 +532,7 @@ class AuditReport(Answer):
 class Alive(Answer):
     """The process is up."""
 
-    model_config = example({"status": "ok"})
+    model_config = examples({"status": "ok"})
 
     status: Literal["ok"] = Field(description='always "ok"')
 
@@ -553,7 +549,7 @@ CHECKS = {
 class Readiness(Answer):
     """Each check "ok" or why not: Redis, each database, each actor."""
 
-    model_config = example(
+    model_config = examples(
         {"ready": True, "checks": CHECKS},
         {"ready": False, "checks": {**CHECKS, "actor user": "stopped"}},
     )
@@ -590,7 +586,7 @@ class Health(Answer):
     """Which services this process runs, whether it is ready (the same checks as `/readyz`),
     its bus's injected faults, its loop and memory."""
 
-    model_config = example(
+    model_config = examples(
         {
             "status": "ok",
             "checks": CHECKS,
@@ -617,7 +613,7 @@ class Health(Answer):
 class OrderList(Answer):
     """A page of the latest orders, newest first."""
 
-    model_config = example({"orders": [COMPLETED], "next": NEXT})
+    model_config = examples({"orders": [COMPLETED], "next": NEXT})
 
     orders: list[Order] = Field(description="the orders of this page, newest first")
     next: str | None = Field(description=NEXT_PAGE)
@@ -634,7 +630,7 @@ class OrderCounts(Answer):
 class Summary(Answer):
     """The monitor's counters: orders by status, cancellations by service, dead letters."""
 
-    model_config = example(
+    model_config = examples(
         {
             "orders": {"PENDING": 2, "COMPLETED": 40, "CANCELLED": 5},
             "inFlight": 2,
@@ -658,7 +654,7 @@ class Summary(Answer):
 class PaymentSettings(Answer):
     """The payment mock's decline rate."""
 
-    model_config = example({"failureRate": 0.1, "seed": None}, {"failureRate": 0.25, "seed": 7})
+    model_config = examples({"failureRate": 0.1, "seed": None}, {"failureRate": 0.25, "seed": 7})
 
     failureRate: float = Field(description="the share of charges the mock declines")
     seed: int | None = Field(description="with a seed, an order's fate depends only on its id")
@@ -667,6 +663,6 @@ class PaymentSettings(Answer):
 class DeclinedPlayer(Answer):
     """A player whose every charge the payment mock now declines."""
 
-    model_config = example({"userId": USER_ID})
+    model_config = examples({"userId": USER_ID})
 
     userId: UUID = Field(description="the player: their purchases end declined by payment")
