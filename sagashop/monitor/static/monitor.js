@@ -123,8 +123,10 @@ function receive(steps, missed) {
     if (Number.isNaN(at) || !SERVICES.includes(step.service)) continue;
     delay = Math.min(delay, now - at);
     const kind = COLORS[step.kind] ? step.kind : "forward";
-    const what = step.event ? `${step.service}.${step.step} → ${step.event}` : `${step.service}.${step.step}`;
-    const kept = { at, lane: SERVICES.indexOf(step.service), kind, orderId: String(step.orderId), what, x: 0, y: 0 };
+    const kept = {
+      at, lane: SERVICES.indexOf(step.service), kind, orderId: String(step.orderId),
+      step: step.step, event: step.event, x: 0, y: 0,
+    };
     count(kept);
     state.steps.push(kept);
     if (kind === "failure") state.refusals.push(kept);
@@ -256,30 +258,30 @@ function drawBars(context, now) {
   // Forward steps (green) and compensations (orange) per second, stacked, to one scale for all
   // lanes; answers whether any bin was a bar (then the sagas' paths would only be a tangle).
   let peak = 0;
-  const bars = [];
   for (const [key, counts] of state.bins) {
     for (let lane = 0; lane < SERVICES.length; lane++) {
-      if (!isBar(lane, key)) continue;
       const base = lane * KINDS.length;
-      bars.push([key, lane, counts[base], counts[base + 1]]);
-      peak = Math.max(peak, counts[base] + counts[base + 1]);
+      if (isBar(lane, key)) peak = Math.max(peak, counts[base] + counts[base + 1]);
     }
   }
   const room = laneHeight() - 6;
-  for (const [key, lane, forward, undone] of bars) {
+  for (const [key, counts] of state.bins) {
     const left = Math.max(LABEL_WIDTH, timeX(key * BIN_MS, now));
     const width = timeX((key + 1) * BIN_MS, now) - left - 1;
-    if (width <= 0) continue;
-    const bottom = (lane + 1) * laneHeight() - 3;
-    const high = (forward / peak) * room;
-    context.fillStyle = "rgba(46, 139, 87, 0.55)";
-    context.fillRect(left, bottom - high, width, high);
-    context.fillStyle = "rgba(217, 139, 28, 0.8)";
-    context.fillRect(left, bottom - high - (undone / peak) * room, width, (undone / peak) * room);
+    for (let lane = 0; lane < SERVICES.length && width > 0; lane++) {
+      if (!isBar(lane, key)) continue;
+      const base = lane * KINDS.length;
+      const bottom = (lane + 1) * laneHeight() - 3;
+      const [forward, undone] = [(counts[base] / peak) * room, (counts[base + 1] / peak) * room];
+      context.fillStyle = "rgba(46, 139, 87, 0.55)";
+      context.fillRect(left, bottom - forward, width, forward);
+      context.fillStyle = "rgba(217, 139, 28, 0.8)";
+      context.fillRect(left, bottom - forward - undone, width, undone);
+    }
   }
   const scale = peak ? `: a full bar is ${Math.round((peak * 1000) / BIN_MS)} steps/s` : "";
   if ($("bar-scale").textContent !== scale) $("bar-scale").textContent = scale;
-  return bars.length > 0;
+  return peak > 0;
 }
 
 function drawPaths(context, now) {
@@ -350,7 +352,8 @@ canvas.addEventListener("click", (click) => {
 canvas.addEventListener("mousemove", (move) => {
   const mark = markAt(move);
   canvas.style.cursor = mark ? "pointer" : "default";
-  canvas.title = mark ? `${mark.what} · order ${mark.orderId.slice(0, 8)}` : "";
+  const what = mark && `${SERVICES[mark.lane]}.${mark.step}${mark.event ? ` → ${mark.event}` : ""}`;
+  canvas.title = mark ? `${what} · order ${mark.orderId.slice(0, 8)}` : "";
 });
 
 // ---- counters --------------------------------------------------------------------------------
