@@ -30,17 +30,23 @@ async def find(page: Any, by: str, text: str) -> None:
     await page.click("#search-button")
 
 
-async def next_page(page: Any, before: list[str]) -> list[str]:
-    """Click "older" and answer the rows once they are another page's."""
+SHOWN_THEN_OLDER = """() => {
+  // The rows shown and the click on "older" in one task: the first page refreshes itself every
+  // 2 s, and "older" follows the `next` of the rows shown when it is clicked.
+  const ids = [...document.querySelectorAll('#order-rows tr')].map((r) => r.dataset.orderId);
+  document.querySelector('#older').click();
+  return ids;
+}"""
+
+
+async def next_page(page: Any) -> tuple[list[str], list[str]]:
+    """Click "older": the rows shown when it was clicked, and those of the page it brings."""
     number = await page.inner_text("#page-number")
-    await page.click("#older")
+    before: list[str] = await page.evaluate(SHOWN_THEN_OLDER)
     await page.wait_for_function(
         f"document.querySelector('#page-number').textContent !== {number!r}"
     )
-    await page.wait_for_function(
-        f"document.querySelector('#order-rows tr')?.dataset.orderId !== {before[0]!r}"
-    )
-    return await shown_ids(page)
+    return before, await shown_ids(page)
 
 
 async def test_an_order_is_found_by_its_first_characters_and_opened(page: Any, api: Api) -> None:
@@ -77,9 +83,8 @@ async def test_a_players_orders_come_a_page_at_a_time_each_once(page: Any, api: 
     await page.wait_for_function(
         f"document.querySelectorAll('#order-rows tr').length === {PAGE_SIZE}"
     )
-    first = await shown_ids(page)
-    second = await next_page(page, first)
-    third = await next_page(page, second)
+    first, second = await next_page(page)
+    _, third = await next_page(page)
 
     assert [len(first), len(second), len(third)] == [PAGE_SIZE, PAGE_SIZE, 10]
     assert first + second + third == list(reversed(placed))  # newest first, each once
@@ -98,11 +103,12 @@ async def test_paging_the_latest_while_orders_arrive_shows_each_once(page: Any, 
         await api.buy(user, item)
     await page.click("#search-clear")
     await page.wait_for_function("!document.querySelector('#older').disabled")
-    seen = [await shown_ids(page)]
     arriving = asyncio.create_task(place(api, user, item, 40))
     try:
+        first, later = await next_page(page)
+        seen = [first, later]
         while not await page.locator("#older").is_disabled():
-            seen.append(await next_page(page, seen[-1]))
+            seen.append((await next_page(page))[1])
     finally:
         await arriving
 
