@@ -171,11 +171,25 @@ CURSOR = r"^[A-Za-z0-9_-]{1,1024}$"
 """A page's cursor: base64url text (see `http.pages`)."""
 
 
+_HEX = "[0-9a-fA-F]"
+ID_PREFIX = (
+    f"^(?:{_HEX}{{1,8}}|{_HEX}{{8}}-(?:{_HEX}{{0,3}}|{_HEX}{{4}}(?:-(?:{_HEX}{{0,3}}|{_HEX}{{4}}"
+    f"(?:-(?:{_HEX}{{0,3}}|{_HEX}{{4}}(?:-{_HEX}{{0,12}})?))?))?))$"
+)
+"""The first characters of a UUID as it is written (8-4-4-4-12 hex digits), in any case."""
+
+
 class OrderListQuery(Query):
     status: OrderStatus | None = Field(None, description="Only orders of this status")
     limit: int = Field(50, ge=1, le=MAX_LIST, description="How many, newest first")
     cursor: str | None = Field(
         None, pattern=CURSOR, description="where to go on from: the `next` of the page before"
+    )
+    idPrefix: str | None = Field(
+        None,
+        pattern=ID_PREFIX,
+        description="Only orders whose id begins with this (1 to 36 characters of a UUID, "
+        "dashes where the id has them, any case), in id order instead of newest first",
     )
 
 

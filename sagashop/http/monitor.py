@@ -1,5 +1,6 @@
 """The saga monitor: the page at `/`, the live feed of steps it draws (server-sent events), and
-the reads and controls it uses (`/summary`, `/orders`, `/payments/failure-rate`).
+the reads and controls it uses (`/summary`, `/orders`, `/payments/failure-rate`,
+`/payments/declined-players/{user_id}`).
 
 A stream handler is not cancelled when its client goes away (aiohttp leaves it running), so it
 looks at its connection every `LOOK_EVERY` seconds; and it never ends by itself, so an
@@ -17,7 +18,14 @@ from aiohttp import web
 import sagashop.http.schemas as schemas
 import sagashop.monitor
 from sagashop.http.access import ANYONE, OPERATOR, allow
-from sagashop.http.bodies import FailureRate, OrderListQuery, read_body, read_query
+from sagashop.http.bodies import (
+    FailureRate,
+    OrderListQuery,
+    UserPath,
+    path_id,
+    read_body,
+    read_query,
+)
 from sagashop.http.context import NODE, ask, ask_each, service_names
 from sagashop.http.openapi import EVENT_STREAM, Media, Refused, Tag, documented
 from sagashop.http.pages import position, with_cursor
@@ -39,6 +47,7 @@ template lives beside `static/`, which serves only what needs no filling in."""
 LOOK_EVERY = 1.0
 HEARTBEAT = 15.0
 UNAVAILABLE = Refused("the service it asks is run by no process, or did not answer in time")
+TEST_CONTROL = Refused("a test control: the payment service runs with --test-controls off")
 
 
 def add_monitor(app: web.Application) -> None:
@@ -153,14 +162,21 @@ async def summary(request: web.Request) -> web.Response:
 
 @routes.get("/orders")
 @documented(
-    "The latest orders",
+    "The latest orders, or those whose id begins with what you type",
     tag=Tag.ORDERS,
     query=OrderListQuery,
-    responses={200: schemas.OrderList, 503: UNAVAILABLE},
+    responses={
+        200: schemas.OrderList,
+        404: Refused("a cursor of another list (a search's cursor is not the latest's)"),
+        503: UNAVAILABLE,
+    },
 )
 @allow(OPERATOR)
 async def list_orders(request: web.Request) -> web.Response:
-    """Newest first, of one status if asked (the monitor's list of recent orders)."""
+    """Newest first, of one status if asked (the monitor's list of recent orders). With
+    `idPrefix`, the orders whose id begins with it, in id order (the monitor's search: the
+    first 8 characters an order is shown by find it among millions, read from the id's
+    index). A page at a time: follow `next` until it is null."""
     chosen = read_query(request, OrderListQuery)
     after = None if chosen.cursor is None else position(chosen.cursor)
     status = None if chosen.status is None else chosen.status.value
@@ -171,6 +187,7 @@ async def list_orders(request: web.Request) -> web.Response:
         status=status,
         limit=chosen.limit,
         after=after,
+        id_prefix=chosen.idPrefix,
     )
     return web.json_response(with_cursor(found))
 
@@ -195,7 +212,7 @@ async def get_failure_rate(request: web.Request) -> web.Response:
     body=FailureRate,
     responses={
         200: schemas.PaymentSettings,
-        403: Refused("a test control: the payment service runs with --test-controls off"),
+        403: TEST_CONTROL,
         503: UNAVAILABLE,
     },
 )
@@ -211,3 +228,27 @@ async def set_failure_rate(request: web.Request) -> web.Response:
         seed=chosen.seed,
     )
     return web.json_response(rate)
+
+
+@routes.put("/payments/declined-players/{user_id}")
+@documented(
+    "Have the payment mock decline every charge of one player",
+    tag=Tag.OPERATIONS,
+    path=UserPath,
+    responses={
+        200: schemas.DeclinedPlayer,
+        403: TEST_CONTROL,
+        404: Refused("no user with that id"),
+        503: UNAVAILABLE,
+    },
+)
+@allow(OPERATOR)
+async def decline_player(request: web.Request) -> web.Response:
+    """Provoke the payment step's compensations for one player only: from now on the mock
+    declines each of their charges, as a provider declines its test card that is always
+    refused, and leaves the decline rate, and everyone else's purchases, as they are (the
+    monitor's "payment declined" button). Kept until the payment service restarts."""
+    user_id = path_id(request, "user_id")
+    await ask(request, ServiceName.USER, Request.GET_USER, user_id=user_id)
+    declined = await ask(request, ServiceName.PAYMENT, Request.DECLINE_PLAYER, user_id=user_id)
+    return web.json_response(declined)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import reduce
 from typing import Any, TypeVar
+from uuid import UUID
 
 from tortoise import fields
 from tortoise.expressions import Q
@@ -36,6 +37,7 @@ PAGE = 50
 """Rows a page has when the caller does not say (the API takes 1 to 200)."""
 NEWEST_FIRST = ("-created_at", "-id")
 OLDEST_FIRST = ("created_at", "id")
+BY_ID = ("id",)
 
 
 async def page(
@@ -75,13 +77,16 @@ def _past(name: str) -> str:
 
 
 def _value(model: type[Model], name: str, raw: Any) -> Any:
-    """A position's value as its field compares: a time from its text, an id as given."""
+    """A position's value as its field compares: a time from its text, a UUID checked (a made-up
+    one names no page, where PostgreSQL's uuid would refuse it), other ids as given."""
     kind = model._meta.fields_map[name]
     try:
         if isinstance(kind, fields.DatetimeField):
             return datetime.fromisoformat(str(raw))
         if isinstance(kind, fields.IntField | fields.BigIntField):
             return int(raw)
+        if isinstance(kind, fields.UUIDField):
+            return str(UUID(str(raw)))
         return str(raw)
     except ValueError:
         raise no_page() from None

@@ -6,48 +6,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestServer
-
-from sagashop.http import create_app
-from tests.browser.chromium import ARTIFACTS, chromium_browser
-from tests.support import make_settings
+from tests.browser.chromium import ARTIFACTS
 
 SAGA_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-async def server(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """The whole system on a real port, as `run.py` serves it (SQLite, Pub/Sub)."""
-    settings = make_settings(redis_url, tmp_path_factory.mktemp("data"), None)
-    async with TestServer(create_app(settings), host="127.0.0.1") as started:
-        yield str(started.make_url("/"))
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async with chromium_browser() as launched:
-        yield launched
-
-
-@pytest.fixture
-async def page(browser: Any, server: str) -> AsyncIterator[Any]:
-    """A fresh page on the monitor, live; any console error or page error fails the test."""
-    # bypass_csp: Playwright's wait_for_function evaluates its text in the page, which the
-    # page's policy forbids (no 'unsafe-eval'); test_headers.py loads the page under it.
-    context = await browser.new_context(viewport={"width": 1280, "height": 1100}, bypass_csp=True)
-    opened = await context.new_page()
-    problems: list[str] = []
-    opened.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    await opened.goto(server)
-    await opened.wait_for_selector("#connection[data-state='live']")
-    yield opened
-    await context.close()
-    assert problems == [], f"the page logged errors: {problems}"
 
 
 async def buy_from_the_page(page: Any) -> None:

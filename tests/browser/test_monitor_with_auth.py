@@ -57,3 +57,19 @@ async def test_with_an_operator_token_the_page_goes_live(page: Any) -> None:
         "/^[0-9]+$/.test(document.querySelector('#count-in-flight').textContent)"
     )
     assert await page.locator("#token-form").is_hidden()
+
+
+async def test_with_an_operator_token_the_page_lists_dead_letters_and_provokes_failures(
+    page: Any,
+) -> None:
+    """The page's newer reads and controls carry the token too: the dead letters (operators'
+    only) are read, and a failure button makes its player, item and order."""
+    await page.fill("#token", tokens.issue(KEYS, tokens.OPERATOR, 600))
+    await page.click("#token-form button")
+    await page.wait_for_selector("#connection[data-state='live']")
+    await page.wait_for_selector("#letters-none:not([hidden])")
+
+    await page.click("#failures button[data-failure='stock']")
+
+    await page.wait_for_selector("#timeline-status.status-CANCELLED", timeout=30_000)
+    assert "out of stock" in await page.inner_text("#timeline-status")
