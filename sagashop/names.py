@@ -38,7 +38,6 @@ class Request(StrEnum):
     LIST_NOTIFICATIONS = "list_notifications"
     CONFIGURE_PAYMENTS = "configure_payments"
     PAYMENT_SETTINGS = "payment_settings"
-    DECLINE_PLAYER = "decline_player"
 
     SETTLED_ORDERS = "settled_orders"
     """Which orders owe nothing and ended before a moment: retention asks, for every service."""

@@ -1,5 +1,5 @@
 """Payment service: charges the order through a mock provider that declines a set share, and
-every charge of the players marked as declined (a test control).
+every charge over its card limit.
 
 item.reserved                  charge the amount         -> payment.processed | .rejected
 order.expired                  refund it, or void it     -> payment.refunded
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from sagashop.errors import Forbidden
@@ -29,9 +29,12 @@ from sagashop.store.render import as_json
 
 log = logging.getLogger("sagashop.payment")
 
-DECLINED_PLAYERS_KEPT = 10_000
-"""Players marked as declined that the mock remembers (the oldest go first): a bound on what a
-caller who marks players in a loop can make it hold."""
+CARD_LIMIT = 100_000_000
+"""The most the mock provider charges at once: a larger charge is declined whatever the rate, as
+a card over its limit is. So anyone can watch a payment declined and undone (the monitor's "a
+payment declined") on a purchase of their own, with no control and nobody else's purchase
+touched; no test or bench buys near it."""
+OVER_THE_LIMIT = f"declined by the mock provider: over the card limit of {CARD_LIMIT:,}"
 
 
 @dataclass
@@ -42,17 +45,10 @@ class PaymentMock:
     failure_rate: float
     seed: int | None = None
     test_controls: bool = False
-    """Whether `configure` may change the rate, and `decline_player` mark a player, while
-    running (`--test-controls on`): a caller who can reach the bus could otherwise make every
-    purchase fail."""
-    declined_players: dict[str, None] = field(default_factory=dict)
-    """Players whose every charge is declined, oldest first: like a provider's test card that
-    is always refused, it fails one player's purchases and leaves the rate, and everyone else's,
-    as they are."""
+    """Whether `configure` may change the rate while running (`--test-controls on`): a caller
+    who can reach the bus could otherwise make every purchase fail."""
 
-    def declines(self, order_id: str, user_id: str) -> bool:
-        if user_id in self.declined_players:
-            return True
+    def declines(self, order_id: str) -> bool:
         if self.seed is None:
             return random.random() < self.failure_rate
         return random.Random(f"{self.seed}:{order_id}").random() < self.failure_rate
@@ -61,10 +57,10 @@ class PaymentMock:
 def charge(event: Event, book: Book, *, payments: PaymentMock) -> Event:
     if book.get(PAYMENTS, event) is not None:  # voided: the order expired before the charge
         return event.follow(EventName.PAYMENT_REJECTED, "payment: the order expired first")
-    if payments.declines(event.order_id, event.user_id):
-        reason = "declined by the mock provider"
-        _record(book, event, PaymentState.DECLINED, reason)
-        return event.follow(EventName.PAYMENT_REJECTED, f"payment: {reason}")
+    if event.amount > CARD_LIMIT:
+        return _declined(book, event, OVER_THE_LIMIT)
+    if payments.declines(event.order_id):
+        return _declined(book, event, "declined by the mock provider")
     _record(book, event, PaymentState.CAPTURED)
     log.debug("order %s: charged %d to user %s", event.order_id, event.amount, event.user_id)
     return event.follow(EventName.PAYMENT_PROCESSED)
@@ -81,6 +77,11 @@ def refund(event: Event, book: Book) -> Event:
     return event.follow(EventName.PAYMENT_REFUNDED)
 
 
+def _declined(book: Book, event: Event, reason: str) -> Event:
+    _record(book, event, PaymentState.DECLINED, reason)
+    return event.follow(EventName.PAYMENT_REJECTED, f"payment: {reason}")
+
+
 def _record(book: Book, event: Event, state: PaymentState, reason: str | None = None) -> None:
     book.insert(
         PAYMENTS, event, user_id=event.user_id, amount=event.amount, state=state, reason=reason
@@ -91,26 +92,13 @@ async def configure(
     failure_rate: float, seed: int | None = None, *, payments: PaymentMock
 ) -> dict[str, Any]:
     """Change the mock's decline rate while running (tests set it per scenario)."""
-    _test_control(payments, "setting the decline rate while running")
-    payments.failure_rate, payments.seed = failure_rate, seed
-    return {"failureRate": failure_rate, "seed": seed}
-
-
-async def decline_player(user_id: str, *, payments: PaymentMock) -> dict[str, Any]:
-    """Decline every charge of this player from now on (the monitor's "payment declined")."""
-    _test_control(payments, "declining a player's charges")
-    payments.declined_players[user_id] = None
-    while len(payments.declined_players) > DECLINED_PLAYERS_KEPT:
-        del payments.declined_players[next(iter(payments.declined_players))]
-    return {"userId": user_id}
-
-
-def _test_control(payments: PaymentMock, what: str) -> None:
     if not payments.test_controls:
         raise Forbidden(
-            f"{what} is a test control, off unless the payment service runs with "
-            "--test-controls on (TEST_CONTROLS=on)"
+            "setting the decline rate while running is a test control, off unless the payment "
+            "service runs with --test-controls on (TEST_CONTROLS=on)"
         )
+    payments.failure_rate, payments.seed = failure_rate, seed
+    return {"failureRate": failure_rate, "seed": seed}
 
 
 async def settings(*, payments: PaymentMock) -> dict[str, Any]:
@@ -152,7 +140,7 @@ SERVICE = Service(
             emits=[EventName.PAYMENT_REFUNDED],
         ),
     ),
-    commands={Request.CONFIGURE_PAYMENTS: configure, Request.DECLINE_PLAYER: decline_player},
+    commands={Request.CONFIGURE_PAYMENTS: configure},
     queries={
         Request.ORDER_STATE: order_state,
         Request.AUDIT_FACTS: audit_facts,

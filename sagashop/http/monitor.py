@@ -1,6 +1,5 @@
 """The saga monitor: the page at `/`, the live feed of steps it draws (server-sent events), and
-the reads and controls it uses (`/summary`, `/orders`, `/payments/failure-rate`,
-`/payments/declined-players/{user_id}`).
+the reads and controls it uses (`/summary`, `/orders`, `/payments/failure-rate`).
 
 A stream handler is not cancelled when its client goes away (aiohttp leaves it running), so it
 looks at its connection every `LOOK_EVERY` seconds; and it never ends by itself, so an
@@ -21,8 +20,6 @@ from sagashop.http.access import ANYONE, OPERATOR, allow
 from sagashop.http.bodies import (
     FailureRate,
     OrderListQuery,
-    UserPath,
-    path_id,
     read_body,
     read_query,
 )
@@ -228,27 +225,3 @@ async def set_failure_rate(request: web.Request) -> web.Response:
         seed=chosen.seed,
     )
     return web.json_response(rate)
-
-
-@routes.put("/payments/declined-players/{user_id}")
-@documented(
-    "Have the payment mock decline every charge of one player",
-    tag=Tag.OPERATIONS,
-    path=UserPath,
-    responses={
-        200: schemas.DeclinedPlayer,
-        403: TEST_CONTROL,
-        404: Refused("no user with that id"),
-        503: UNAVAILABLE,
-    },
-)
-@allow(OPERATOR)
-async def decline_player(request: web.Request) -> web.Response:
-    """Provoke the payment step's compensations for one player only: from now on the mock
-    declines each of their charges, as a provider declines its test card that is always
-    refused, and leaves the decline rate, and everyone else's purchases, as they are (the
-    monitor's "payment declined" button). Kept until the payment service restarts."""
-    user_id = path_id(request, "user_id")
-    await ask(request, ServiceName.USER, Request.GET_USER, user_id=user_id)
-    declined = await ask(request, ServiceName.PAYMENT, Request.DECLINE_PLAYER, user_id=user_id)
-    return web.json_response(declined)

@@ -658,11 +658,3 @@ class PaymentSettings(Answer):
 
     failureRate: float = Field(description="the share of charges the mock declines")
     seed: int | None = Field(description="with a seed, an order's fate depends only on its id")
-
-
-class DeclinedPlayer(Answer):
-    """A player whose every charge the payment mock now declines."""
-
-    model_config = examples({"userId": USER_ID})
-
-    userId: UUID = Field(description="the player: their purchases end declined by payment")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sagashop.actors.payment import OVER_THE_LIMIT
 from tests.browser.chromium import ARTIFACTS
 from tests.browser.conftest import Api
 
@@ -130,11 +131,7 @@ FAILURES = {
         "item: out of stock: 1 left, 2 requested",
         ["inventory", "user", "order"],
     ),
-    "declined": (
-        "payment",
-        "payment: declined by the mock provider",
-        ["item", "inventory", "user", "order"],
-    ),
+    "declined": ("payment", f"payment: {OVER_THE_LIMIT}", ["item", "inventory", "user", "order"]),
 }
 
 

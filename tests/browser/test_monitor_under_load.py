@@ -9,6 +9,7 @@ import asyncio
 import time
 from typing import Any
 
+from sagashop.actors.payment import CARD_LIMIT, OVER_THE_LIMIT
 from tests.browser.chromium import ARTIFACTS
 from tests.browser.conftest import Api
 
@@ -49,13 +50,12 @@ async def readme_picture(page: Any) -> None:
 
 
 async def load(api: Api, stop: asyncio.Event) -> list[str]:
-    """Purchases from BUYERS clients until `stop`; every DECLINED_EVERY-th is a player's whose
-    charges the payment mock declines: refusals among many completed orders' steps. A payer
-    buys BAG_SLOTS times, then a new one does (a full bag would refuse in the inventory); the
-    declined player's slots are given back each time."""
-    item = await api.new_item()
-    declined = await api.new_user()
-    await api.ok("PUT", f"/payments/declined-players/{declined}")
+    """Purchases from BUYERS clients until `stop`; every DECLINED_EVERY-th is one player's,
+    past the payment mock's card limit, so declined: refusals among many completed orders'
+    steps. A payer buys BAG_SLOTS times, then a new one does (a full bag would refuse in the
+    inventory); the declined player's slots are given back each time."""
+    item, dear = await api.new_item(), await api.new_item(price=CARD_LIMIT + 1)
+    declined = await api.new_user(balance=10**12)
     placed: list[str] = []
 
     async def buyer() -> None:
@@ -64,8 +64,10 @@ async def load(api: Api, stop: asyncio.Event) -> list[str]:
             for _ in range(BAG_SLOTS):
                 if stop.is_set():
                     return
-                user = declined if len(placed) % DECLINED_EVERY == 0 else payer
-                placed.append(await api.buy(user, item))
+                if len(placed) % DECLINED_EVERY == 0:
+                    placed.append(await api.buy(declined, dear))
+                else:
+                    placed.append(await api.buy(payer, item))
 
     await asyncio.gather(*(buyer() for _ in range(BUYERS)))
     return placed
@@ -106,4 +108,4 @@ async def test_a_click_on_a_refusal_under_load_opens_its_order(page: Any, api: A
     assert any(near > 0 for _, near in opened), "no refusal had other orders' charges beside it"
     assert "a full bar is" in await page.inner_text("#bar-scale")
     reason = await page.inner_text("#timeline-status")
-    assert reason == "CANCELLED: payment: declined by the mock provider"
+    assert reason == f"CANCELLED: payment: {OVER_THE_LIMIT}"

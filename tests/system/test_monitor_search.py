@@ -1,6 +1,6 @@
 """What the monitor's search and failure buttons ask of the API: orders found by the first
 characters of their id (`GET /orders?idPrefix=`, a range of the id's index on both databases),
-page by page, and the payment mock declining one player's charges and nobody else's."""
+page by page, and the payment mock declining a charge past its card limit and nobody else's."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sagashop.actors.payment import CARD_LIMIT, OVER_THE_LIMIT
 from tests.support import Shop, on_systems
 
 pytestmark = on_systems("sqlite-pubsub", "postgres-pubsub")
@@ -90,27 +91,17 @@ async def test_the_latest_list_cursor_names_no_page_of_a_search(shop: Shop) -> N
     assert (status, body["error"]["field"]) == (404, "cursor")
 
 
-async def test_a_declined_player_is_declined_and_nobody_else(shop: Shop) -> None:
-    poor_card, other = await shop.new_user(), await shop.new_user()
-    item = await shop.new_item(stock=10)
+async def test_a_charge_past_the_card_limit_is_declined_and_nobody_else(shop: Shop) -> None:
+    """The monitor's "a payment declined": no control, no rate changed, one purchase only."""
+    rich, other = await shop.new_user(balance=10**12), await shop.new_user()
+    dear, cheap = await shop.new_item(price=CARD_LIMIT + 1), await shop.new_item(stock=10)
 
-    assert await shop.ok("PUT", f"/payments/declined-players/{poor_card}") == {"userId": poor_card}
-    declined = await shop.settle((await shop.buy(poor_card, item))["id"])
-    paid = await shop.settle((await shop.buy(other, item))["id"])
+    declined = await shop.settle((await shop.buy(rich, dear))["id"])
+    paid = await shop.settle((await shop.buy(other, cheap))["id"])
 
     assert declined["status"] == "CANCELLED"
-    assert declined["failureReason"] == "payment: declined by the mock provider"
+    assert declined["failureReason"] == f"payment: {OVER_THE_LIMIT}"
+    assert await shop.balance(rich) == 10**12
     assert paid["status"] == "COMPLETED"
     assert (await shop.ok("GET", "/payments/failure-rate"))["failureRate"] == 0.0
-    assert await shop.stock(item) == 9
-
-
-async def test_declining_a_player_that_does_not_exist_is_a_404_and_changes_nothing(
-    shop: Shop,
-) -> None:
-    for path, expected in (
-        ("/payments/declined-players/2b1f0c1e-0000-4000-8000-000000000000", 404),
-        ("/payments/declined-players/not-a-uuid", 404),
-    ):
-        status, body = await shop.call("PUT", path)
-        assert (status, body["error"]["code"]) == (expected, "not_found")
+    assert await shop.stock(cheap) == 9

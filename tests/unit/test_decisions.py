@@ -12,6 +12,7 @@ import pytest
 
 from sagashop.actors.inventory import BAG_SLOTS, fill_slots, reserve_slots
 from sagashop.actors.item import reserve_stock, restock
+from sagashop.actors.payment import CARD_LIMIT, OVER_THE_LIMIT, PAYMENTS, PaymentMock, charge
 from sagashop.actors.user import refund_balance, reserve_balance
 from sagashop.events import Event, EventName, new_id
 from sagashop.store import inventory, item, user
@@ -198,3 +199,17 @@ def _hold(event: Event, state: ReservationState, **columns: Any) -> dict[str, An
         "updated_at": NOW,
         **columns,
     }
+
+
+def test_a_charge_past_the_card_limit_is_declined_whatever_the_rate() -> None:
+    book = Book((PAYMENTS,), NOW)
+    never = PaymentMock(0.0)
+    up_to = purchase(EventName.ITEM_RESERVED, amount=CARD_LIMIT)
+    past = purchase(EventName.ITEM_RESERVED, amount=CARD_LIMIT + 1)
+
+    outcomes = [charge(up_to, book, payments=never), charge(past, book, payments=never)]
+
+    assert emitted(outcomes) == [
+        (EventName.PAYMENT_PROCESSED, None),
+        (EventName.PAYMENT_REJECTED, f"payment: {OVER_THE_LIMIT}"),
+    ]

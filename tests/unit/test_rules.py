@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sagashop.actors import inventory, item, notification, payment, user
+from sagashop.actors import inventory, item, notification, user
 from sagashop.actors.order import (
     NUDGED_BY,
     SERVICE,
@@ -20,7 +20,6 @@ from sagashop.actors.order import (
     past_deadline,
 )
 from sagashop.actors.payment import PaymentMock
-from sagashop.errors import Forbidden
 from sagashop.events import Event, EventName
 from sagashop.store.order import OrderStatus, Owed
 
@@ -48,39 +47,11 @@ def test_stock_is_needed_to_reserve_an_item() -> None:
 @pytest.mark.parametrize("rate", [0.0, 0.3, 1.0])
 def test_a_seeded_payment_mock_declines_the_same_orders_every_time(rate: float) -> None:
     orders = [f"order-{n}" for n in range(2000)]
-    first = [PaymentMock(rate, seed=7).declines(order, "u") for order in orders]
-    again = [PaymentMock(rate, seed=7).declines(order, "u") for order in reversed(orders)][::-1]
+    first = [PaymentMock(rate, seed=7).declines(order) for order in orders]
+    again = [PaymentMock(rate, seed=7).declines(order) for order in reversed(orders)][::-1]
 
     assert first == again
     assert abs(sum(first) / len(orders) - rate) < 0.05
-
-
-async def test_a_declined_player_is_declined_and_nobody_else() -> None:
-    mock = PaymentMock(0.0, test_controls=True)
-
-    assert await payment.decline_player("poor", payments=mock) == {"userId": "poor"}
-
-    assert [mock.declines(f"order-{n}", "poor") for n in range(50)] == [True] * 50
-    assert [mock.declines(f"order-{n}", "rich") for n in range(50)] == [False] * 50
-    assert mock.failure_rate == 0.0
-
-
-async def test_the_mock_remembers_a_bounded_number_of_declined_players() -> None:
-    mock = PaymentMock(0.0, test_controls=True)
-    for n in range(payment.DECLINED_PLAYERS_KEPT + 5):
-        await payment.decline_player(f"player-{n}", payments=mock)
-
-    assert len(mock.declined_players) == payment.DECLINED_PLAYERS_KEPT
-    assert not mock.declines("o", "player-4")  # the oldest went first
-    assert mock.declines("o", f"player-{payment.DECLINED_PLAYERS_KEPT + 4}")
-
-
-async def test_declining_a_player_is_a_test_control() -> None:
-    mock = PaymentMock(0.0)
-
-    with pytest.raises(Forbidden, match="test control"):
-        await payment.decline_player("poor", payments=mock)
-    assert mock.declined_players == {}
 
 
 def test_the_user_is_told_how_the_purchase_ended() -> None:

@@ -637,9 +637,9 @@ const FAILURES = {
   poor: { title: "a player too poor", balance: 500, price: 1_000, stock: 10, quantity: 1 },
   bag: { title: "a bag too full", balance: 50_000, price: 100, stock: 50, quantity: 21 },
   stock: { title: "an item out of stock", balance: 50_000, price: 1_000, stock: 1, quantity: 2 },
+  // past the payment mock's card limit (100,000,000 at once): declined whatever the rate
   declined: {
-    title: "a payment declined", balance: 50_000, price: 1_000, stock: 10, quantity: 1,
-    declined: true,
+    title: "a payment declined", balance: 200_000_000, price: 150_000_000, stock: 10, quantity: 1,
   },
 };
 
@@ -650,7 +650,6 @@ async function provoke(name) {
     sendJson("POST", "/users", { username: `${name}-${Date.now() % 100_000}`, balance: plan.balance }),
     sendJson("POST", "/items", { name: `for ${plan.title}`, price: plan.price, stock: plan.stock }),
   ]);
-  if (plan.declined) await sendJson("PUT", `/payments/declined-players/${user.id}`);
   const body = { userId: user.id, itemId: item.id, quantity: plan.quantity };
   const order = await sendJson("POST", "/orders", body);
   $("failure-result").textContent = `${plan.title}: ${user.username} (balance ${user.balance}) ` +
