@@ -9,6 +9,7 @@ from typing import TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
+from pamqp.commands import Basic
 from redis.asyncio import Redis
 
 from sagashop.bootstrap import Node
@@ -58,15 +59,15 @@ class Client:
     def rabbitmq(self) -> bool:
         return self.broker is not None
 
-    async def route(self, key: str, body: str | bytes) -> None:
-        """Publish `body` on the events' exchange under routing key `key`, as any client of
-        the broker can."""
+    async def route(self, key: str, body: str | bytes, exchange: str | None = None) -> bool:
+        """Publish `body` on an exchange (the events', unless named) under routing key `key`,
+        as any client of the broker can; whether a queue took it."""
         assert self.broker is not None
-        channel = await self.broker.channel()
+        channel = await self.broker.channel(publisher_confirms=True)
         try:
-            exchange = await channel.get_exchange(self.channels.exchange(), ensure=False)
+            to = await channel.get_exchange(exchange or self.channels.exchange(), ensure=False)
             message = aio_pika.Message(body.encode() if isinstance(body, str) else body)
-            await exchange.publish(message, key)
+            return isinstance(await to.publish(message, key, mandatory=True), Basic.Ack)
         finally:
             await channel.close()
 

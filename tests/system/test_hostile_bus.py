@@ -8,8 +8,8 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,25 @@ class Attacker(Client):
         return int(await self.redis.publish(channel, forge(channel, delivery(event))))
 
     async def put(self, channel: str, wire: str | bytes) -> int:
+        """Put a message where requests, replies and the monitor travel (the link)."""
+        if self.rabbitmq:
+            return int(await self.route(channel, wire, self.channels.link()))
         return int(await self.redis.publish(channel, wire))
+
+    @asynccontextmanager
+    async def replies(self, channel: str) -> AsyncIterator[asyncio.Queue[str | bytes]]:
+        """What arrives on a channel of the link, as a process listening there hears it."""
+        heard: asyncio.Queue[str | bytes] = asyncio.Queue()
+
+        async def arrived(messages: list[tuple[str, Any]]) -> None:
+            for _channel, data in messages:
+                heard.put_nowait(data)
+
+        listening = await self.node.link.listen([channel], arrived, "attacker")
+        try:
+            yield heard
+        finally:
+            await listening.stop()
 
     def rejected(self) -> int:
         return sum(self.node.signer.rejected.values())
@@ -236,18 +254,11 @@ async def signed_request(hostile: Attacker, name: str) -> dict[str, Any]:
     """Ask the payment service as another process holding the key would, and read the reply."""
     channels, honest = hostile.channels, signer(hostile.channels.namespace)
     reply_to, request_id = channels.reply(f"tester-{new_id()[:8]}"), new_id()
-    pubsub = hostile.redis.pubsub()
-    await pubsub.subscribe(reply_to)
-    try:
+    async with hostile.replies(reply_to) as heard:
         request = {"id": request_id, "reply_to": reply_to, "name": name, "args": {}}
         asked = channels.requests_to("payment")
         assert await hostile.put(asked, honest.sign(asked, json.dumps(request))) == 1
         async with asyncio.timeout(10):
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    body: dict[str, Any] = json.loads(honest.open(reply_to, message["data"]))
-                    assert body.pop("id") == request_id
-                    return body
-    finally:
-        await pubsub.aclose()
-    raise AssertionError("no reply")
+            body: dict[str, Any] = json.loads(honest.open(reply_to, await heard.get()))
+    assert body.pop("id") == request_id
+    return body

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from sagashop.embedded_redis import EmbeddedRedis
+from sagashop.transport import NEEDS_REDIS
 from tests.support import (
     BUSES,
     POSTGRES_URL,
@@ -27,11 +28,12 @@ from tests.support import (
 )
 
 
-@pytest.fixture(params=SYSTEMS)
+@pytest.fixture(params=[system for system in SYSTEMS if system.values[0][1] in NEEDS_REDIS])
 async def own_redis_shop(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[Shop, EmbeddedRedis]]:
-    """The system on a Redis of this test's own, so that it can be stopped and started again."""
+    """The system on a Redis of this test's own, so that it can be stopped and started again
+    (on RabbitMQ nothing uses Redis: tests/system/test_rabbitmq.py restarts the broker)."""
     backend, bus = request.param
     redis = EmbeddedRedis(tmp_path / "redis")
     redis.start()
