@@ -264,6 +264,9 @@ class Command:
     """Its own defaults for general settings: below flags and environment, above the rest."""
     needs_redis: bool = True
     """False for a command that brings its own Redis (the chaos run restarts it)."""
+    needs_broker: bool = True
+    """False for a command that brings its own RabbitMQ (the chaos run restarts it too), so
+    `--bus rabbitmq` needs no AMQP_URL."""
     settings: Collection[str] | None = None
     """The general settings it takes as flags; None: all of them, for a command that runs a
     system or starts one (serve, chaos, bench). The environment still gives every setting."""
@@ -274,7 +277,9 @@ BUS = ("redis_url", "redis_insecure", "namespace", "bus", "data_dir", *LOGS)
 COMMANDS = {
     "serve": Command(serve),
     "audit": Command(check_books, add_audit_arguments, settings=BUS),
-    "chaos": Command(chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False),
+    "chaos": Command(
+        chaos.command, chaos.add_arguments, chaos.DEFAULTS, needs_redis=False, needs_broker=False
+    ),
     "bench": Command(bench.command, bench.add_arguments, bench.DEFAULTS, needs_redis=False),
     "token": Command(
         print_token, add_token_arguments, needs_redis=False, settings=("token_ttl", *LOGS)
@@ -347,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv[1:] if name in argv[:1] else argv)
     try:
         settings = config.load(args, defaults=command.defaults)
-        config.check_bus(settings)
+        if command.needs_broker:
+            config.check_bus(settings)
         if name == "serve":
             config.check_auth(settings)
     except ValueError as error:

@@ -4,22 +4,27 @@
     python run.py chaos --bus streams --purchases 5000
     python run.py chaos --layout spread --bad-link 1 --database-url postgres://…/empty
     python run.py chaos --layout spread --bad-link 1 --own-postgres 1 --bus streams
+    python run.py chaos --layout spread --bad-link 1 --bus rabbitmq
 
-It starts a Redis of its own and four processes: a front door that runs no service and takes
+It starts a Redis of its own (with `--bus rabbitmq`, a RabbitMQ node of its own too) and four
+processes: a front door that runs no service and takes
 the purchases, and three that share the six services (`--layout spread`: each service in a
 process of its own, and two replicas each of the order and payment services). While the
 purchases are placed it
 
 - kills a random service process with SIGKILL and starts it again, several times;
 - restarts Redis once;
+- with `--bus rabbitmq`: restarts RabbitMQ once, for real (the node stopped in order and
+  started again on its data: durable queues and their messages kept, every connection lost);
 - with `--own-postgres 1`: runs the services' database on a PostgreSQL server it starts itself
   (initdb) and restarts it once, with an immediate stop as after a crash (it replays its
   write-ahead log on start);
 - has the bus lose a share of the events it publishes and send another share twice;
 - has the payment mock decline a share of payments;
 - with `--bad-link 1`: reaches Redis through a proxy that holds each chunk back up to 5 ms,
-  drops a connection now and then and cuts every connection for 2 s once; and, on PostgreSQL,
-  cuts the database's link for 3 s once.
+  drops a connection now and then and cuts every connection for 2 s once; RabbitMQ the same
+  way (two connections dropped, cut for 2 s once); and, on PostgreSQL, cuts the database's
+  link for 3 s once.
 
 Then it waits for every order to end and runs the audit. The run passes when every order ended
 within its deadline and the audit finds nothing.
@@ -42,13 +47,14 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 
 from sagashop.chaos.postgres import OwnPostgres
 from sagashop.chaos.processes import Child
 from sagashop.chaos.proxy import Proxy
+from sagashop.chaos.rabbitmq import OwnRabbit
 from sagashop.config import Settings
 from sagashop.embedded_redis import EmbeddedRedis
 from sagashop.http.bodies import MAX_LIST
@@ -78,6 +84,9 @@ LAYOUTS = {
 LINK_DELAY = 0.005
 """Seconds a chunk through the bad link may be held back, at most."""
 REDIS_CUT = 2.0
+BROKER_RESTART = 0.5
+"""The share of purchases placed when the run's RabbitMQ restarts."""
+BROKER_CUT = 2.0
 DATABASE_CUT = 3.0
 DEFAULTS = {
     "fault_drop": "0.02",
@@ -103,7 +112,8 @@ class Plan:
     layout: str = "groups"
     """How the services are dealt over processes (`LAYOUTS`)."""
     bad_link: int = 0
-    """1: Redis (and PostgreSQL) reached through a proxy that delays, drops and cuts."""
+    """1: Redis (and RabbitMQ, and PostgreSQL) reached through a proxy that delays, drops and
+    cuts."""
     own_postgres: int = 0
     """1: the services' database is a PostgreSQL the run starts itself (initdb, from pg_config's
     bindir or PATH; instead of --database-url), restarted (immediate stop, as after a crash)
@@ -121,6 +131,9 @@ class Outcome:
     database_restarts: int = 0
     database_down: float = 0.0
     """Seconds the restarted PostgreSQL took to accept connections again, from its stop."""
+    broker_restarts: int = 0
+    broker_down: float = 0.0
+    """Seconds the restarted RabbitMQ took to accept AMQP again, from its stop."""
     dropped: int = 0
     duplicated: int = 0
     nudges: int = 0
@@ -128,6 +141,7 @@ class Outcome:
     dead_letters: int = 0
     links_dropped: int = 0
     redis_cuts: int = 0
+    broker_cuts: int = 0
     database_cuts: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -155,9 +169,10 @@ class Outcome:
             f"  purchases: {self.purchases} in {self.placing_seconds:.1f}s ({rate:.0f}/s)",
             f"  faults: {self.kills} processes killed, Redis restarted {self.redis_restarts}x, "
             f"the database restarted {self.database_restarts}x (down {self.database_down:.1f}s), "
+            f"the broker restarted {self.broker_restarts}x (down {self.broker_down:.1f}s), "
             f"{self.dropped} events dropped, {self.duplicated} duplicated",
             f"  link: {self.links_dropped} connections dropped, Redis cut {self.redis_cuts}x, "
-            f"the database cut {self.database_cuts}x",
+            f"the broker cut {self.broker_cuts}x, the database cut {self.database_cuts}x",
             f"  orders: {dict(self.statuses)}; cancelled by {dict(self.reasons)}",
             f"  longest saga {self.longest_saga:.1f}s; {self.past_deadline} past the deadline",
             f"  re-driven: {self.nudges} nudges; {self.dead_letters} dead letters",
@@ -188,9 +203,10 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
-    """Start a Redis (and a PostgreSQL) and the processes in `workdir`, place the purchases
-    under faults, wait for every order to end, audit, and stop everything."""
+    """Start a Redis (and a PostgreSQL, and a RabbitMQ) and the processes in `workdir`, place the
+    purchases under faults, wait for every order to end, audit, and stop everything."""
     postgres = OwnPostgres(workdir / "postgres.log") if plan.own_postgres else None
+    rabbit = OwnRabbit(workdir / "rabbitmq.log") if settings.bus == "rabbitmq" else None
     redis = EmbeddedRedis(workdir / "redis")
     links = Links(plan, random.Random(plan.seed))
     children: list[Child] = []
@@ -199,6 +215,9 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         if postgres is not None:
             postgres.start()
             settings = replace(settings, database_url=postgres.url)
+        if rabbit is not None:
+            await asyncio.to_thread(rabbit.start)  # it waits on an AMQP login of its own
+            settings = replace(settings, amqp_url=rabbit.url)
         redis.start()
         settings = replace(
             settings,
@@ -215,7 +234,7 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         for child in children:
             await child.start()
         async with aiohttp.ClientSession(children[0].url) as http, asyncio.timeout(plan.time_limit):
-            await Run(plan, settings, http, children, redis, postgres, links, outcome).go()
+            await Run(plan, settings, http, children, redis, postgres, rabbit, links, outcome).go()
     except TimeoutError:
         outcome.timed_out = True
     finally:
@@ -225,20 +244,24 @@ async def run(plan: Plan, settings: Settings, workdir: Path) -> Outcome:
         redis.stop()
         if postgres is not None:
             postgres.stop()
+        if rabbit is not None:
+            rabbit.stop()
     return outcome
 
 
 @dataclass
 class Links:
-    """With `--bad-link 1`, the proxies every process reaches Redis and PostgreSQL through."""
+    """With `--bad-link 1`, the proxies every process reaches Redis, RabbitMQ and PostgreSQL
+    through."""
 
     plan: Plan
     rng: random.Random
     redis: Proxy | None = None
+    broker: Proxy | None = None
     database: Proxy | None = None
 
     async def start(self, settings: Settings, redis: EmbeddedRedis) -> Settings:
-        """The settings, their Redis and database reached through the proxies."""
+        """The settings, their Redis, broker and database reached through the proxies."""
         if not self.plan.bad_link:
             return settings
         self.redis = Proxy(unix_path=str(redis.socket_path), rng=self.rng)
@@ -250,17 +273,25 @@ class Links:
             redis_insecure=True,  # the run's own Redis, on its own socket, behind a local proxy
             bus_keys=settings.bus_keys or BusKeys.parse(f"chaos:{secrets.token_urlsafe(24)}"),
         )
+        if settings.bus == "rabbitmq" and settings.amqp_url:
+            self.broker, amqp_url = await self._proxied(urlsplit(settings.amqp_url), 5672)
+            self.broker.delay = LINK_DELAY
+            settings = replace(settings, amqp_url=amqp_url)
         url = urlsplit(settings.database_url or "")
         if url.scheme.startswith("postgres") and url.hostname:
-            self.database = Proxy(url.hostname, url.port or 5432, rng=self.rng)
-            await self.database.restore()
-            at = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
-            proxied = url._replace(netloc=f"{at}127.0.0.1:{self.database.port}").geturl()
-            settings = replace(settings, database_url=proxied)
+            self.database, database_url = await self._proxied(url, 5432)
+            settings = replace(settings, database_url=database_url)
         return settings
 
+    async def _proxied(self, url: SplitResult, default_port: int) -> tuple[Proxy, str]:
+        """A proxy to the server of `url`, listening, and the URL that reaches it through it."""
+        proxy = Proxy(url.hostname, url.port or default_port, rng=self.rng)
+        await proxy.restore()
+        at = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+        return proxy, url._replace(netloc=f"{at}127.0.0.1:{proxy.port}").geturl()
+
     async def stop(self) -> None:
-        for proxy in (self.redis, self.database):
+        for proxy in (self.redis, self.broker, self.database):
             if proxy is not None:
                 await proxy.cut()
 
@@ -270,6 +301,11 @@ class Links:
         if self.redis is not None:
             planned += [(share, self.redis.drop_one) for share in (0.15, 0.35, 0.55, 0.85)]
             planned.append((0.6, partial(_cut_for, self.redis, REDIS_CUT)))
+        if self.broker is not None:
+            # not right after the broker's restart (at BROKER_RESTART), while no client may
+            # have come back yet to have its connection dropped
+            planned += [(share, self.broker.drop_one) for share in (0.2, 0.4)]
+            planned.append((0.8, partial(_cut_for, self.broker, BROKER_CUT)))
         if self.database is not None:
             planned.append((0.75, partial(_cut_for, self.database, DATABASE_CUT)))
         return planned
@@ -278,6 +314,9 @@ class Links:
         """What was done to the links (before they are stopped)."""
         if self.redis is not None:
             outcome.links_dropped, outcome.redis_cuts = self.redis.dropped, self.redis.cuts
+        if self.broker is not None:
+            outcome.links_dropped += self.broker.dropped
+            outcome.broker_cuts = self.broker.cuts
         if self.database is not None:
             outcome.database_cuts = self.database.cuts
 
@@ -297,6 +336,7 @@ class Run:
     children: list[Child]
     redis: EmbeddedRedis
     postgres: OwnPostgres | None
+    rabbit: OwnRabbit | None
     links: Links
     outcome: Outcome
     rng: random.Random = field(init=False)
@@ -360,13 +400,15 @@ class Run:
         self.outcome.purchases = self.placed
 
     async def _make_trouble(self) -> None:
-        """Kill processes at even steps of the run, restart Redis a little before halfway and
-        PostgreSQL (the run's own) at 70%."""
+        """Kill processes at even steps of the run, restart Redis a little before halfway,
+        RabbitMQ (the run's own) at halfway and PostgreSQL (the run's own) at 70%."""
         steps = [k / (self.plan.kills + 1) for k in range(1, self.plan.kills + 1)]
         trouble: list[tuple[float, Callable[[], Awaitable[None]]]] = [
             (step, self._kill_one) for step in steps
         ]
         trouble.append((0.45, self._restart_redis))
+        if self.rabbit is not None:
+            trouble.append((BROKER_RESTART, partial(self._restart_broker, self.rabbit)))
         if self.postgres is not None:
             trouble.append((0.7, partial(self._restart_postgres, self.postgres)))
         trouble += self.links.trouble()
@@ -394,6 +436,11 @@ class Run:
         log.warning("chaos: restarting Redis")
         await asyncio.to_thread(self.redis.restart)
         self.outcome.redis_restarts += 1
+
+    async def _restart_broker(self, rabbit: OwnRabbit) -> None:
+        log.warning("chaos: restarting RabbitMQ (the node stopped, and started again)")
+        self.outcome.broker_down = await asyncio.to_thread(rabbit.restart)
+        self.outcome.broker_restarts += 1
 
     async def _restart_postgres(self, postgres: OwnPostgres) -> None:
         log.warning("chaos: restarting PostgreSQL (an immediate stop, as after a crash)")

@@ -2,8 +2,9 @@
 with SIGKILL and restarted, Redis restarts, the bus loses 2% of events and doubles 5%, and
 payment declines 20%; then the same with every service in a process of its own (order and
 payment twice) and a bad link to Redis and PostgreSQL, on PostgreSQL with Streams (a PostgreSQL
-of the run's own, restarted as after a crash) and on SQLite with Pub/Sub. Every order must end
-within its deadline and the audit find nothing."""
+of the run's own, restarted as after a crash), on SQLite with Pub/Sub, and on SQLite with
+RabbitMQ (a RabbitMQ of the run's own, restarted, and a bad link to it too). Every order must
+end within its deadline and the audit find nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from sagashop.chaos import run as chaos
 from sagashop.config import Settings
-from tests.support import own_postgres_or_skip
+from tests.support import own_postgres_or_skip, own_rabbit_or_skip
 
 PLAN = chaos.Plan(purchases=2_000, kills=4)
 EVERYTHING = chaos.Plan(purchases=2_000, kills=6, layout="spread", bad_link=1)
@@ -49,7 +50,7 @@ def assert_all_ended_and_the_books_balance(outcome: chaos.Outcome, plan: chaos.P
 
 
 @pytest.mark.chaos
-@pytest.mark.parametrize("bus", ["pubsub", "streams"])  # chaos.run knows no RabbitMQ yet
+@pytest.mark.parametrize("bus", ["pubsub", "streams"])  # RabbitMQ: with every fault, below
 async def test_no_purchase_is_lost_and_nothing_is_created_or_destroyed_under_chaos(
     bus: str, tmp_path: Path
 ) -> None:
@@ -60,7 +61,11 @@ async def test_no_purchase_is_lost_and_nothing_is_created_or_destroyed_under_cha
 @pytest.mark.chaos
 @pytest.mark.parametrize(
     ("backend", "bus"),
-    [pytest.param("postgres", "streams", marks=pytest.mark.postgres), ("sqlite", "pubsub")],
+    [
+        pytest.param("postgres", "streams", marks=pytest.mark.postgres),
+        ("sqlite", "pubsub"),
+        pytest.param("sqlite", "rabbitmq", marks=pytest.mark.rabbitmq),
+    ],
 )
 async def test_every_fault_at_once_over_a_process_per_service(
     backend: str, bus: str, tmp_path: Path
@@ -68,14 +73,20 @@ async def test_every_fault_at_once_over_a_process_per_service(
     """Each service in its own process, the order and payment services twice; while purchases
     go on, processes are killed, Redis restarts, its link delays every chunk, drops connections
     and is cut for 2 s, PostgreSQL (the run's own) restarts as after a crash and its link is cut
-    for 3 s; the bus loses and doubles events."""
+    for 3 s, RabbitMQ (the run's own) restarts and its link delays, drops and is cut for 2 s;
+    the bus loses and doubles events."""
     plan = EVERYTHING
     if backend == "postgres":
         own_postgres_or_skip()
         plan = replace(EVERYTHING, own_postgres=1)
+    rabbitmq = bus == "rabbitmq"
+    if rabbitmq:
+        own_rabbit_or_skip()
     outcome = await chaos.run(plan, chaos_settings(bus), tmp_path)
 
     assert_all_ended_and_the_books_balance(outcome, plan)
-    link_cuts = (outcome.links_dropped, outcome.redis_cuts, outcome.database_cuts)
-    assert link_cuts == (4, 1, 1 if backend == "postgres" else 0)
+    cuts = (outcome.redis_cuts, outcome.broker_cuts, outcome.database_cuts)
+    assert cuts == (1, int(rabbitmq), int(backend == "postgres"))
+    assert outcome.links_dropped == 4 + 2 * rabbitmq, "four of Redis', two of RabbitMQ's"
     assert outcome.database_restarts == (1 if backend == "postgres" else 0)
+    assert outcome.broker_restarts == int(rabbitmq)

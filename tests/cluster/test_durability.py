@@ -2,12 +2,15 @@
 
 With Pub/Sub an event that no process heard stays unpublished in its step log and the relay
 sends it again, also from a restarted process; with Streams the event waits in its stream, and
-an entry a dead consumer took but never acknowledged is taken over by a live one.
+an entry a dead consumer took but never acknowledged is taken over by a live one; with RabbitMQ
+it waits in its service's queue, and a delivery a dead consumer never acknowledged goes back to
+the queue for a live one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,9 +18,13 @@ import pytest
 from redis.asyncio import Redis
 
 from sagashop.config import Settings
+from sagashop.events import Event
 from sagashop.transport import Channels
+from sagashop.transport.protocol import Done
+from sagashop.transport.rabbitmq import RabbitEvents
+from sagashop.transport.signing import Signer
 from tests.cluster.processes import cluster
-from tests.support import Shop, eventually, make_settings, started_shop, states
+from tests.support import Shop, eventually, make_settings, on_bus, started_shop, states
 from tests.topology import trigger
 
 WITHOUT_PAYMENT = "order,user,inventory,item,notification"
@@ -47,40 +54,96 @@ async def test_an_event_nobody_heard_is_delivered_after_a_crash(
     assert view["nudges"] == 0, "delivered by the outbox or the stream, not by a nudge"
 
 
-@pytest.fixture
-async def streams_shop(redis_url: str, tmp_path: Path) -> AsyncIterator[Shop]:
-    """Every service but payment in this process, on Streams."""
+KEEPING = [
+    pytest.param("streams", id="streams"),
+    pytest.param("rabbitmq", id="rabbitmq", marks=pytest.mark.rabbitmq),
+]
+"""The buses that keep an event until a consumer acknowledges it."""
+CHARGE = trigger("payment", "charge")
+Taken = Callable[[], Awaitable[str]]
+"""What a dead consumer took, as text."""
+
+
+@pytest.fixture(params=KEEPING)
+async def keeping_shop(
+    request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Shop]:
+    """Every service but payment in this process, on a bus that keeps events."""
     settings = make_settings(
         redis_url,
         tmp_path / "data",
         None,
-        bus="streams",
+        bus=request.param,
         services=tuple(WITHOUT_PAYMENT.split(",")),
         reclaim_idle=1.0,
         **PATIENT,
     )
-    async with started_shop(settings) as shop:
+    async with on_bus(settings), started_shop(settings) as shop:
         yield shop
 
 
-async def test_entries_a_dead_consumer_left_unacknowledged_are_taken_over(
-    streams_shop: Shop, redis_url: str, tmp_path: Path
-) -> None:
-    shop = streams_shop
-    assert shop.node is not None
-    settings = shop.node.settings
-    stream = Channels(settings.namespace).stream(trigger("payment", "charge"))
+@asynccontextmanager
+async def dead_stream_consumer(settings: Settings, redis_url: str) -> AsyncIterator[Taken]:
+    """A payment process that reads the entries of the charge's stream and, at the end of the
+    block, is gone without having acknowledged them."""
+    stream = Channels(settings.namespace).stream(CHARGE)
     redis = Redis.from_url(redis_url, decode_responses=True)
+
+    async def taken() -> str:
+        read = await redis.xreadgroup("payment", "ghost", {stream: ">"}, count=10)
+        return str(read) if read else ""
+
     try:
         await redis.xgroup_create(stream, "payment", id="0", mkstream=True)
-        user, item = await shop.new_user(), await shop.new_item()
-        order = await shop.buy(user, item)
-        taken = await eventually(  # a payment process that read the entry, then died
-            lambda: redis.xreadgroup("payment", "ghost", {stream: ">"}, count=10)
-        )
+        yield taken
     finally:
         await redis.aclose()
-    assert order["id"] in str(taken)
+
+
+@asynccontextmanager
+async def dead_queue_consumer(settings: Settings, redis_url: str) -> AsyncIterator[Taken]:
+    """A payment process that takes the charges from the payment service's queue, never
+    acknowledges them and, at the end of the block, is gone: its connection closed."""
+    assert settings.amqp_url is not None
+    assert settings.bus_keys is not None
+    namespace = settings.namespace
+    signer = Signer(settings.bus_keys, namespace)
+    ghost = RabbitEvents(settings.amqp_url, Channels(namespace), signer, "ghost")
+    events: list[Event] = []
+    held: list[Done] = []
+
+    def receive(service: str, batch: list[Event], done: Done | None) -> None:
+        assert done is not None
+        events.extend(batch)
+        held.append(done)  # a step that never commits
+
+    async def taken() -> str:
+        return " ".join(event.order_id for event in events)
+
+    await ghost.start({"payment": [CHARGE]}, receive)
+    try:
+        yield taken
+    finally:
+        await ghost.close()  # gone: what it held goes back to the queue
+        for done in held:  # too late to acknowledge: the channel is gone
+            done()
+        await ghost.stop()
+
+
+DEAD_CONSUMERS = {"streams": dead_stream_consumer, "rabbitmq": dead_queue_consumer}
+
+
+async def test_entries_a_dead_consumer_left_unacknowledged_are_taken_over(
+    keeping_shop: Shop, redis_url: str, tmp_path: Path
+) -> None:
+    shop = keeping_shop
+    assert shop.node is not None
+    settings = shop.node.settings
+    async with DEAD_CONSUMERS[settings.bus](settings, redis_url) as taken:
+        user, item = await shop.new_user(), await shop.new_item()
+        order = await shop.buy(user, item)
+        took = await eventually(taken)  # a payment process that took the charge, then died
+    assert order["id"] in took
 
     async with cluster([("payment", "payment")], replace(settings, services=()), tmp_path):
         view = await shop.settle(order["id"], within=40)

@@ -1,7 +1,8 @@
 """What is RabbitMQ's own (`--bus rabbitmq`): the processes of one service share its queue and
 no event reaches two of them; a poison message is dead-lettered, counted and never delivered
-again; an event is acknowledged only once its step committed; and a connection the broker
-drops mid-load loses and doubles nothing."""
+again; an event is acknowledged only once its step committed; and neither a connection the
+broker drops mid-load nor the broker itself restarted mid-load (a node of the test's own)
+loses or doubles anything."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import aio_pika
 import pytest
 
 from sagashop.actors import SERVICE_NAMES
+from sagashop.chaos.rabbitmq import OwnRabbit
 from sagashop.events import Event, EventName, encode, new_id
 from sagashop.transport import Channels
 from sagashop.transport.protocol import Done
@@ -29,11 +31,14 @@ from tests.support import (
     TEST_BUS_KEYS,
     Ledger,
     amqp,
+    emitted,
     eventually,
     make_settings,
     on_bus,
+    own_rabbit_or_skip,
     waiting,
 )
+from tests.topology import happy_path, with_emitters
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -270,20 +275,21 @@ def close_connections(named: Callable[[str], bool]) -> int:
     return closed
 
 
+SPLIT = [("front", ",".join(SERVICE_NAMES[:3])), ("back", ",".join(SERVICE_NAMES[3:]))]
+"""The services over two processes, so that every event of a saga crosses the broker (within
+one process, the outbox hands an event to its services without publishing it)."""
+
+
 @pytest.fixture
 async def split(redis_url: str, tmp_path: Path) -> AsyncIterator[list[Process]]:
-    """The services over two processes, so that every event of a saga crosses the broker."""
+    """The services over two processes (`SPLIT`), on the machine's broker."""
     if shutil.which("rabbitmqctl") is None:
         reason = "rabbitmqctl is not on PATH: the broker's connections cannot be closed"
         if REQUIRE_SERVICES:
             pytest.fail(reason)
         pytest.skip(reason)
     settings = make_settings(redis_url, tmp_path / "data", None, bus="rabbitmq", nudge_after=2.0)
-    layout = [
-        ("front", ",".join(SERVICE_NAMES[:3])),
-        ("back", ",".join(SERVICE_NAMES[3:])),
-    ]
-    async with on_bus(settings), cluster(layout, settings, tmp_path) as processes:
+    async with on_bus(settings), cluster(SPLIT, settings, tmp_path) as processes:
         yield processes
 
 
@@ -327,4 +333,87 @@ async def test_a_connection_dropped_mid_load_loses_and_doubles_nothing(
     assert len(orders) == len(placed) < MOST_PURCHASES, "bought on until the connections were back"
     assert {order["status"] for order in orders} == {"COMPLETED"}
     await ledger.assert_conserved(shop, orders)
+    await eventually(lambda: shop.ok("GET", "/dead-letters"), lambda b: b["deadLetters"] == [])
+
+
+@pytest.fixture
+async def split_on_own_broker(
+    redis_url: str, tmp_path: Path
+) -> AsyncIterator[tuple[list[Process], OwnRabbit]]:
+    """The services over two processes (`SPLIT`), on a RabbitMQ node of this test's own, so
+    that it can be stopped and started again (the machine's broker is shared)."""
+    own_rabbit_or_skip()
+    broker = OwnRabbit(tmp_path / "rabbitmq.log")
+    try:
+        await asyncio.to_thread(broker.start)
+        settings = make_settings(
+            redis_url,
+            tmp_path / "data",
+            None,
+            bus="rabbitmq",
+            amqp_url=broker.url,
+            nudge_after=2.0,
+        )
+        async with cluster(SPLIT, settings, tmp_path) as processes:
+            yield processes, broker
+    finally:
+        await asyncio.to_thread(broker.stop)
+
+
+CLIENTS = 12
+EACH_AT_MOST = 20
+"""Purchases of one client, at most: its user's bag holds 20 items."""
+AFTER_THE_RESTART = 48
+"""Purchases the test waits for once the broker is back, before its clients stop buying."""
+
+
+async def test_the_broker_restarted_mid_load_loses_and_doubles_nothing(
+    split_on_own_broker: tuple[list[Process], OwnRabbit],
+) -> None:
+    """Clients buy on while the broker stops and starts again: what it held in its queues, what
+    the services had in hand unacknowledged and what the outboxes could not publish while it
+    was away all arrive, and each event's step is taken once."""
+    processes, broker = split_on_own_broker
+    shop = processes[0].shop
+    ledger = Ledger()
+    users = [await ledger.add_user(shop, balance=EACH_AT_MOST * 100) for _ in range(CLIENTS)]
+    item = await ledger.add_item(shop, price=100, stock=CLIENTS * EACH_AT_MOST)
+    placed: list[str] = []
+    enough = asyncio.Event()
+
+    async def client(user: str) -> None:
+        """One purchase after another, each once the one before has ended."""
+        for _ in range(EACH_AT_MOST):
+            if enough.is_set():
+                return
+            order = await shop.buy(user, item)
+            placed.append(order["id"])
+            await shop.settle(order["id"], within=90)
+
+    async def count() -> int:
+        return len(placed)
+
+    async def reconnected() -> list[str]:
+        return [p.name for p in processes if "rabbitmq: reconnected" in p.log_text()]
+
+    buying = asyncio.gather(*(client(user) for user in users))
+    await eventually(count, lambda n: n >= 2 * CLIENTS)  # the load is on
+    down = await asyncio.to_thread(broker.restart)
+    back = len(placed)
+    await eventually(reconnected, lambda names: len(names) == len(processes))
+    await eventually(count, lambda n: n >= back + AFTER_THE_RESTART, within=90)
+    enough.set()
+    await buying
+    orders = await shop.settle_users(users, within=90)
+    views = [await shop.order(order["id"]) for order in orders]
+
+    assert down > 0
+    assert len(orders) == len(placed)
+    reasons = [order["failureReason"] for order in orders if order["status"] != "COMPLETED"]
+    assert {order["status"] for order in orders} == {"COMPLETED"}, reasons
+    await ledger.assert_conserved(shop, orders)
+    doubled = [view["id"] for view in views if emitted(view) != with_emitters(happy_path())]
+    assert doubled == [], "each event's step taken once"
+    audit = await shop.ok("GET", "/audit")
+    assert audit["ok"], audit["violations"]
     await eventually(lambda: shop.ok("GET", "/dead-letters"), lambda b: b["deadLetters"] == [])
