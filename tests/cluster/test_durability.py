@@ -21,7 +21,7 @@ from sagashop.config import Settings
 from sagashop.events import Event
 from sagashop.transport import Channels
 from sagashop.transport.protocol import Done
-from sagashop.transport.rabbitmq import RabbitEvents
+from sagashop.transport.rabbitmq import Broker, RabbitEvents
 from sagashop.transport.signing import Signer
 from tests.cluster.processes import cluster
 from tests.support import Shop, eventually, make_settings, on_bus, started_shop, states
@@ -108,7 +108,8 @@ async def dead_queue_consumer(settings: Settings, redis_url: str) -> AsyncIterat
     assert settings.bus_keys is not None
     namespace = settings.namespace
     signer = Signer(settings.bus_keys, namespace)
-    ghost = RabbitEvents(settings.amqp_url, Channels(namespace), signer, "ghost")
+    broker = Broker(settings.amqp_url, f"sagashop {namespace} ghost")
+    ghost = RabbitEvents(broker, Channels(namespace), signer)
     events: list[Event] = []
     held: list[Done] = []
 
