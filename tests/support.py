@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sagashop.actors import SERVICE_NAMES, SERVICES
 from sagashop.bootstrap import Node
 from sagashop.chaos.postgres import NoPostgres, postgres_binaries, run_as
-from sagashop.chaos.rabbitmq import NoRabbit, rabbitmq_server
+from sagashop.chaos.rabbitmq import NoRabbit, rabbitmq_programs
 from sagashop.config import Settings
 from sagashop.http import NODE, create_app
 from sagashop.names import Request
@@ -159,11 +159,11 @@ def own_postgres_or_skip() -> None:
 
 
 def own_rabbit_or_skip() -> None:
-    """For a test that starts a RabbitMQ node of its own (`OwnRabbit`): its program is there."""
+    """For a test that starts a RabbitMQ node of its own (`OwnRabbit`): its programs are there."""
     try:
-        rabbitmq_server()
+        rabbitmq_programs()
     except NoRabbit as error:
-        _absent(f"{error}. A test starting a RabbitMQ of its own needs its server")
+        _absent(f"{error}. A test starting a RabbitMQ of its own needs its programs")
 
 
 @asynccontextmanager

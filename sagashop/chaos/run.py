@@ -14,8 +14,8 @@ purchases are placed it
 
 - kills a random service process with SIGKILL and starts it again, several times;
 - restarts Redis once;
-- with `--bus rabbitmq`: restarts RabbitMQ once, for real (the node stopped in order and
-  started again on its data: durable queues and their messages kept, every connection lost);
+- with `--bus rabbitmq`: restarts RabbitMQ once (stopped in order and started again on its
+  data: durable queues and their messages kept, every connection lost);
 - with `--own-postgres 1`: runs the services' database on a PostgreSQL server it starts itself
   (initdb) and restarts it once, with an immediate stop as after a crash (it replays its
   write-ahead log on start);
@@ -438,7 +438,7 @@ class Run:
         self.outcome.redis_restarts += 1
 
     async def _restart_broker(self, rabbit: OwnRabbit) -> None:
-        log.warning("chaos: restarting RabbitMQ (the node stopped, and started again)")
+        log.warning("chaos: restarting RabbitMQ (stopped in order, and started again)")
         self.outcome.broker_down = await asyncio.to_thread(rabbit.restart)
         self.outcome.broker_restarts += 1
 
