@@ -306,6 +306,7 @@ def test_the_broker_user_reaches_only_the_namespace_in_its_vhost() -> None:
     assert all(re.search(pattern, name) for name in ours)
     others = ["other:events", "sagashop:stream:order.created", "sagashop:events2", "amq.default"]
     assert not any(re.search(pattern, name) for name in others)
+    assert pattern in (ROOT / "README.md").read_text(), "the README's recipe grants the same"
 
 
 def test_the_broker_loads_the_definitions_and_sets_its_alarms() -> None:
