@@ -1,5 +1,6 @@
-"""compose.yaml as Docker Compose reads it: its `${…}` filled from an environment (the secrets
-`.env.example` names), so that tests can check its settings and run its commands."""
+"""compose.yaml, alone or with an override file, as Docker Compose reads it: each file's `${…}`
+filled from an environment (the secrets `.env.example` names), the files merged, so that tests
+can check their settings and run their commands."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
+RABBITMQ_OVERRIDE = ROOT / "compose.rabbitmq.yaml"
+VARIANTS = {"streams": (COMPOSE,), "rabbitmq": (COMPOSE, RABBITMQ_OVERRIDE)}
+"""What `docker compose` runs: `up` alone, and `-f compose.yaml -f compose.rabbitmq.yaml up`."""
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[?-])([^}]*))?\}|\$\$")
@@ -59,11 +63,33 @@ def interpolated(value: Any, environ: dict[str, str]) -> Any:
     return VARIABLE.sub(fill, value)
 
 
-def compose(environ: dict[str, str] | None = None) -> dict[str, Any]:
-    """The file as compose runs it, with `environ` (by default, made-up secrets)."""
-    raw = yaml.safe_load(COMPOSE.read_text())
-    filled: dict[str, Any] = interpolated(raw, made_up_secrets() if environ is None else environ)
-    return filled
+def merged(base: Any, override: Any) -> Any:
+    """`override` over `base` as compose merges files, for what an override here holds:
+    mappings merged key by key (services, `environment`, `depends_on`), anything else replaced."""
+    if not (isinstance(base, dict) and isinstance(override, dict)):
+        return override
+    both = {**base, **override}
+    return {
+        key: merged(base[key], override[key]) if key in base and key in override else value
+        for key, value in both.items()
+    }
+
+
+def compose(
+    environ: dict[str, str] | None = None, files: tuple[Path, ...] = (COMPOSE,)
+) -> dict[str, Any]:
+    """The files as compose runs them, each filled with `environ` (by default, made-up
+    secrets), then merged in order."""
+    environ = made_up_secrets() if environ is None else environ
+    result: dict[str, Any] = {}
+    for file in files:
+        result = merged(result, interpolated(yaml.safe_load(file.read_text()), environ))
+    return result
+
+
+def required(files: tuple[Path, ...]) -> set[str]:
+    """The variables whose absence stops `docker compose up` with these files (`${NAME:?…}`)."""
+    return {name for file in files for name in re.findall(r"\$\{(\w+):\?", file.read_text())}
 
 
 def instructions() -> list[tuple[str, str]]:

@@ -30,6 +30,7 @@ from sagashop.names import Request
 from sagashop.saga import Service
 from sagashop.tracing import Tracing
 from sagashop.transport import TRANSPORTS, Channels
+from sagashop.transport.rabbitmq import forget_namespace
 from sagashop.transport.signing import BusKeys
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -206,8 +207,7 @@ async def on_bus(settings: Settings) -> AsyncIterator[Settings]:
     try:
         yield settings
     finally:
-        async with amqp() as connection:
-            await forget_namespace(connection, Channels(settings.namespace))
+        await forget_namespace(AMQP_URL, Channels(settings.namespace), SERVICE_NAMES)
 
 
 @asynccontextmanager
@@ -228,17 +228,6 @@ async def waiting(connection: AbstractConnection, queue: str) -> int:
         return declared.declaration_result.message_count or 0
     finally:
         await channel.close()
-
-
-async def forget_namespace(connection: AbstractConnection, channels: Channels) -> None:
-    """Delete what the system of a namespace declared on the broker."""
-    channel = await connection.channel()
-    for service in SERVICE_NAMES:
-        await channel.queue_delete(channels.queue(service))
-    await channel.queue_delete(channels.dead_letters())
-    await channel.exchange_delete(channels.exchange())
-    await channel.exchange_delete(channels.dead_letters())
-    await channel.close()
 
 
 @asynccontextmanager

@@ -1,6 +1,7 @@
 """The CPU the system spends on a bench run: every server process's, from its `/metrics`
 (`process_cpu_seconds_total`, so it works for a system the bench did not start, on any host),
-and Redis's, from `INFO cpu`, where the bench knows which Redis the system uses.
+Redis's, from `INFO cpu`, where the bench knows which Redis the system uses, and a broker's
+(RabbitMQ's `beam.smp`), from /proc, where `--broker-pid` names it.
 
 Divided by the purchases, it is what stays comparable from one noisy run, or machine, to the
 next: a rate depends on what else the machine does, the CPU a purchase costs much less.
@@ -24,11 +25,13 @@ QUIET_FOR = 0.25
 
 @dataclass(frozen=True)
 class CpuSample:
-    """CPU seconds used so far: the server processes' summed (None if one did not tell), and
-    Redis's (None if the bench does not know the system's Redis)."""
+    """CPU seconds used so far: the server processes' summed (None if one did not tell),
+    Redis's (None if the bench does not know the system's Redis), and the broker's (None
+    unless `--broker-pid` names it)."""
 
     servers: float | None
     redis: float | None
+    broker: float | None = None
 
 
 @dataclass(frozen=True)
@@ -37,16 +40,20 @@ class CpuSpent:
 
     servers: float | None
     redis: float | None
+    broker: float | None = None
 
     @classmethod
     def between(cls, before: CpuSample, after: CpuSample) -> CpuSpent:
         return cls(
-            _difference(before.servers, after.servers), _difference(before.redis, after.redis)
+            _difference(before.servers, after.servers),
+            _difference(before.redis, after.redis),
+            _difference(before.broker, after.broker),
         )
 
     @property
     def total(self) -> float | None:
-        """Servers and Redis together (the servers alone if Redis is not known)."""
+        """Servers and Redis together (the servers alone if Redis is not known); the broker is
+        counted apart, so that the total compares across transports and with earlier runs."""
         return None if self.servers is None else self.servers + (self.redis or 0.0)
 
 

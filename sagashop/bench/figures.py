@@ -94,13 +94,18 @@ class Figures:
         return {f"p{share}": percentile(ordered, share) for share in PERCENTILES}
 
     def cpu_ms_per_purchase(self) -> dict[str, float | None]:
-        """Server CPU per purchase placed (all server processes and Redis), and Redis's part."""
+        """Server CPU per purchase placed (all server processes and Redis), Redis's part, and
+        the broker's (`--broker-pid`), which is not part of the server's."""
         placed = len(self.outcomes)
 
         def per(seconds: float | None) -> float | None:
             return None if seconds is None or not placed else seconds * 1000 / placed
 
-        return {"server": per(self.cpu.total), "redis": per(self.cpu.redis)}
+        return {
+            "server": per(self.cpu.total),
+            "redis": per(self.cpu.redis),
+            "broker": per(self.cpu.broker),
+        }
 
     def per_second(self, *statuses: str) -> float:
         counts = self.statuses
@@ -204,6 +209,7 @@ class Figures:
             "audit": f"{'ok' if self.audit.get('ok') else 'FAILED'} "
             f"in {self.audit_seconds:.2f} s ({counts})",
             "server CPU per purchase": _cpu(self.cpu_ms_per_purchase()),
+            "broker CPU per purchase": _ms_exact(self.cpu_ms_per_purchase()["broker"]),
             "peak RSS (all processes)": _mib(vitals.peak_rss_bytes),
             "max event-loop lag": "n/a" if vitals.max_lag_ms is None else f"{vitals.max_lag_ms} ms",
         }
@@ -214,6 +220,10 @@ class Figures:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _ms_exact(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} ms"
 
 
 def _cpu(per_purchase: Mapping[str, float | None]) -> str:

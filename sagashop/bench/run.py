@@ -23,7 +23,7 @@ import random
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from sagashop.bench.load import (
     settled_audit,
 )
 from sagashop.bench.scenarios import CONCURRENCY, SCENARIOS, Plan, make_plan
-from sagashop.bench.system import System, started_system
+from sagashop.bench.system import System, cpu_seconds, started_system
 from sagashop.config import Settings
 
 DEFAULTS = {"log_level": "WARNING", "payment_failure_rate": "0"}
@@ -101,6 +101,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="what each client reads until its order ends: status (GET /orders/{id}/status, "
         "the default) or order (GET /orders/{id}, as the original project's clients do)",
     )
+    bench.add_argument(
+        "--broker-pid",
+        type=int,
+        help="a local process whose CPU (from /proc) is the broker's, counted apart from the "
+        "server's: RabbitMQ's beam.smp with --bus rabbitmq",
+    )
     bench.add_argument("--json", action="store_true", help="one JSON object, no progress bar")
 
 
@@ -131,6 +137,7 @@ def command(settings: Settings, args: argparse.Namespace) -> int:
                     args.order_deadline,
                     progress,
                     Clients(args.poll_every, args.read == Read.ORDER),
+                    args.broker_pid,
                 )
             )
     except BenchError as error:
@@ -152,6 +159,8 @@ def _check_system_flags(plan: Plan, settings: Settings, args: argparse.Namespace
         raise ValueError("--order-deadline must be a positive number of seconds")
     if args.poll_every is not None and args.poll_every <= 0:
         raise ValueError("--poll-every must be a positive number of seconds")
+    if args.broker_pid is not None and cpu_seconds(args.broker_pid) is None:
+        raise ValueError(f"--broker-pid {args.broker_pid}: no such process to read the CPU of")
     if plan.scenario == "flash-sale" and not args.url and settings.payment_failure_rate:
         raise ValueError(
             "a flash sale sells exactly its stock only if no payment is declined: "
@@ -187,16 +196,26 @@ async def bench(
     order_deadline: float,
     progress: Progress,
     clients: Clients = Clients(),
+    broker_pid: int | None = None,
 ) -> Figures:
     """Against the running system at `urls` (its Redis's CPU counted if `--redis-url` names
     it), or one started for the run and stopped after."""
     if urls:
         bases = [url.rstrip("/") for url in urls]
-        return await measure(plan, bases, order_deadline, progress, clients, settings.redis_url)
+        return await measure(
+            plan, bases, order_deadline, progress, clients, settings.redis_url, None, broker_pid
+        )
     with tempfile.TemporaryDirectory(prefix="sagashop-bench-") as workdir:
         async with started_system(settings, Path(workdir)) as system:
             return await measure(
-                plan, system.urls, order_deadline, progress, clients, system.redis_url, system
+                plan,
+                system.urls,
+                order_deadline,
+                progress,
+                clients,
+                system.redis_url,
+                system,
+                broker_pid,
             )
 
 
@@ -208,6 +227,7 @@ async def measure(
     clients: Clients = Clients(),
     redis_url: str | None = None,
     system: System | None = None,
+    broker_pid: int | None = None,
 ) -> Figures:
     """Stock the shop, place the purchases, then audit and read each process's vitals. The CPU
     is counted from the first purchase until every saga has settled, before the audit."""
@@ -217,7 +237,7 @@ async def measure(
             await require_empty(http, urls[0])
         orders = await _stock_the_shop(http, urls, plan, rng, progress)
         placing = progress.add_task("purchases", total=plan.purchases)
-        cpu_before = await _cpu(http, urls, redis_url, system)
+        cpu_before = await _cpu(http, urls, redis_url, system, broker_pid)
         outcomes, seconds = await drive(
             Buyer(http, order_deadline, clients.poll_every, clients.read_order),
             urls,
@@ -227,7 +247,8 @@ async def measure(
         )
         settling = progress.add_task("waiting for every saga to settle", total=None)
         await cpu.until_quiet(http, urls, order_deadline)
-        spent = cpu.CpuSpent.between(cpu_before, await _cpu(http, urls, redis_url, system))
+        cpu_after = await _cpu(http, urls, redis_url, system, broker_pid)
+        spent = cpu.CpuSpent.between(cpu_before, cpu_after)
         audit, audit_seconds = await settled_audit(http, urls[0], order_deadline)
         progress.update(settling, total=1, completed=1)
         healths = await asyncio.gather(*(expect(http, "GET", f"{url}/health") for url in urls))
@@ -244,16 +265,21 @@ async def measure(
 
 
 async def _cpu(
-    http: aiohttp.ClientSession, urls: Sequence[str], redis_url: str | None, system: System | None
+    http: aiohttp.ClientSession,
+    urls: Sequence[str],
+    redis_url: str | None,
+    system: System | None,
+    broker_pid: int | None,
 ) -> cpu.CpuSample:
     """The CPU used so far: a system the bench started, every process of it (from /proc); one
-    it did not, what each front door's `/metrics` says (one process each)."""
+    it did not, what each front door's `/metrics` says (one process each); and the broker's."""
+    broker = None if broker_pid is None else cpu_seconds(broker_pid)
     if system is None:
-        return await cpu.sample(http, urls, redis_url)
+        return replace(await cpu.sample(http, urls, redis_url), broker=broker)
     servers, redis = system.cpu()
     if redis is None and redis_url is not None:
         redis = await cpu.redis_cpu(redis_url)
-    return cpu.CpuSample(servers, redis)
+    return cpu.CpuSample(servers, redis, broker)
 
 
 async def require_empty(http: aiohttp.ClientSession, url: str) -> None:

@@ -1,10 +1,11 @@
 """What one purchase costs: SQL statements, and time from POST /orders until nothing is owed.
 
     .venv/bin/python -m sagashop.bench.saga_cost [--purchases 20] [--together 500] \
-        [--database-url …]
+        [--database-url …] [--bus pubsub|streams|rabbitmq]
 
 Starts the whole system in this process (embedded Redis, SQLite files in a temporary directory
-unless --database-url is given) and prints the figures. The statements are counted from
+unless --database-url is given) and prints the figures. With `--bus rabbitmq` the broker is
+AMQP_URL's, and the run's namespace is deleted from it afterwards. The statements are counted from
 Tortoise's query log while nothing polls: once with purchases placed one at a time (each saga
 alone, so every step is a batch of one), once with `--together` purchases placed at once (the
 steps batched as they are under load). The latency is measured separately, one purchase at a
@@ -16,10 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import re
 import statistics
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,9 +31,12 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from sagashop.actors import SERVICE_NAMES
 from sagashop.config import Settings
 from sagashop.embedded_redis import embedded_redis
 from sagashop.http import create_app
+from sagashop.transport import NO_AMQP_URL, TRANSPORTS, Channels
+from sagashop.transport.rabbitmq import forget_namespace
 
 Client = TestClient[Any, Any]
 
@@ -148,13 +154,25 @@ def print_statements(how: str, counted: StatementCounter, purchases: int) -> Non
     )
 
 
+async def measured(settings: Settings, purchases: int, together: int) -> dict[str, Any]:
+    """`measure`, and the run's namespace deleted from the broker after it (durable there)."""
+    try:
+        return await measure(settings, purchases, together)
+    finally:
+        if settings.amqp_url is not None:
+            await forget_namespace(settings.amqp_url, Channels(settings.namespace), SERVICE_NAMES)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--purchases", type=int, default=20)
     parser.add_argument("--together", type=int, default=500)
     parser.add_argument("--database-url")
-    parser.add_argument("--bus", default="pubsub", choices=["pubsub", "streams"])
+    parser.add_argument("--bus", default="pubsub", choices=TRANSPORTS)
     args = parser.parse_args()
+    amqp_url = os.environ.get("AMQP_URL") if args.bus == "rabbitmq" else None
+    if args.bus == "rabbitmq" and not amqp_url:
+        parser.error(NO_AMQP_URL)
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as workdir, embedded_redis(Path(workdir) / "r") as url:
         settings = Settings(
@@ -162,11 +180,13 @@ def main() -> None:
             data_dir=Path(workdir) / "data",
             database_url=args.database_url,
             bus=args.bus,
+            amqp_url=amqp_url,
+            namespace=f"saga-cost-{uuid.uuid4().hex[:8]}",
             payment_failure_rate=0.0,
             port=0,
             rate_limit="off",  # it makes hundreds of users a second
         )
-        figures = asyncio.run(measure(settings, args.purchases, args.together))
+        figures = asyncio.run(measured(settings, args.purchases, args.together))
     latencies = sorted(figures["latencies"])
     print_statements("one at a time", figures["alone"], args.purchases)
     print_statements(f"{args.together} at once", figures["together"], args.together)

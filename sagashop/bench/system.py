@@ -19,9 +19,12 @@ from pathlib import Path
 
 import aiohttp
 
+from sagashop.actors import SERVICE_NAMES
 from sagashop.chaos.processes import Child
 from sagashop.config import Settings
 from sagashop.embedded_redis import EmbeddedRedis
+from sagashop.transport import Channels
+from sagashop.transport.rabbitmq import forget_namespace
 
 log = logging.getLogger(__name__)
 TICKS = 100
@@ -90,7 +93,8 @@ class System:
 @asynccontextmanager
 async def started_system(settings: Settings, workdir: Path) -> AsyncIterator[System]:
     """The server, started and answering `/health`, with a fresh namespace and data directory
-    in `workdir` (its log too); stopped on the way out (Ctrl-C, then waited for)."""
+    in `workdir` (its log too); stopped on the way out (Ctrl-C, then waited for), and on
+    RabbitMQ its namespace's queues and exchanges deleted."""
     redis = None if settings.redis_url else EmbeddedRedis(workdir / "redis")
     if redis is not None:
         await asyncio.to_thread(redis.start)
@@ -112,6 +116,8 @@ async def started_system(settings: Settings, workdir: Path) -> AsyncIterator[Sys
             await _stop(server)
         if redis is not None:
             await asyncio.to_thread(redis.stop)
+        if settings.bus == "rabbitmq" and settings.amqp_url is not None:
+            await forget_namespace(settings.amqp_url, Channels(settings.namespace), SERVICE_NAMES)
 
 
 async def _every_service_answers(url: str, within: float = 30.0) -> None:

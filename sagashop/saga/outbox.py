@@ -146,7 +146,7 @@ class Relay:
             receivers = await self._publish([item.event for item in away]) if away else []
             delivered = [item for item, n in zip(away, receivers, strict=True) if n > 0]
         except Exception as error:
-            log.warning("could not publish %d events (%s); will retry", len(away), error)
+            log.warning("could not publish %d events (%r); will retry", len(away), error)
         finally:
             self._published.extend(delivered)
             for item in batch:

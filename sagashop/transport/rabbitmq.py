@@ -392,6 +392,21 @@ async def _in_turn(answers: Iterable[Awaitable[Any]]) -> None:
         await answer
 
 
+async def forget_namespace(url: str, channels: Channels, services: Iterable[str]) -> None:
+    """Delete what a system of the namespace declared on the broker: durable, its queues and
+    exchanges outlive it (a bench's or a test's, whose namespace is never used again)."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        for service in services:
+            await channel.queue_delete(channels.queue(service))
+        await channel.queue_delete(channels.dead_letters())
+        await channel.exchange_delete(channels.exchange())
+        await channel.exchange_delete(channels.dead_letters())
+    finally:
+        await connection.close()
+
+
 def _still_held(message: AbstractIncomingMessage) -> bool:
     """Whether the channel the message came on is open: one that closed (the connection
     dropped) gave its messages back to the queue, and they come again."""

@@ -6,28 +6,41 @@ port to a free one, its data directory to a temporary one, and the `postgres` co
 fresh database of the machine's PostgreSQL under the compose file's user. Then a purchase
 through the front door, as a player with the token an operator's setup gave, and the audit:
 a setting missing from the file (an unsigned bus, a Redis without its password, no auth keys)
-fails it here, as it would crash-loop the containers."""
+fails it here, as it would crash-loop the containers.
+
+The RabbitMQ variant (compose.rabbitmq.yaml over compose.yaml) runs the same way on this
+machine's broker: its `rabbitmq` container is that broker, healthy by the container's own check,
+with the user, vhost and permissions of the container's definitions created on it under names of
+the test's own (the broker is shared), and deleted afterwards."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import aio_pika
 import aiohttp
 import asyncpg
+import pytest
+from aiormq.exceptions import ChannelAccessRefused
 from redis.asyncio import Redis
 
 from sagashop.chaos.processes import free_port
 from sagashop.embedded_redis import redis_server_binary
-from tests.compose import ROOT, compose, image_environment, made_up_secrets
-from tests.support import POSTGRES_URL, database, eventually
+from tests.compose import ROOT, VARIANTS, compose, image_environment, made_up_secrets
+from tests.support import AMQP_URL, POSTGRES_URL, REQUIRE_SERVICES, database, eventually
 
 START_WITHIN = 90.0
 STOP_WITHIN = 15.0
@@ -173,7 +186,30 @@ async def test_the_compose_file_starts_a_system_that_sells_and_audits_clean(
     tmp_path: Path,
 ) -> None:
     secrets = made_up_secrets()
-    services = compose(secrets)["services"]
+    await sells_and_audits_clean(compose(secrets)["services"], secrets, {}, tmp_path)
+
+
+@pytest.mark.rabbitmq
+async def test_the_rabbitmq_variant_starts_a_system_that_sells_and_audits_clean(
+    tmp_path: Path,
+) -> None:
+    secrets = made_up_secrets()
+    composed = compose(secrets, VARIANTS["rabbitmq"])
+    definitions = json.loads(composed["configs"]["rabbitmq-definitions"]["content"])
+    async with broker_account(definitions) as mapped:
+        health = composed["services"]["rabbitmq"]["healthcheck"]["test"]
+        assert health[0] == "CMD"
+        await eventually(lambda: _succeeds(health[1:]), within=START_WITHIN)
+        await sells_and_audits_clean(composed["services"], secrets, mapped, tmp_path)
+        amqp_url = composed["services"]["front-door"]["environment"]["AMQP_URL"]
+        await _refused_beyond_the_namespace(_replaced(amqp_url, mapped))
+
+
+async def sells_and_audits_clean(
+    services: dict[str, Any], secrets: dict[str, str], mapped: dict[str, str], tmp_path: Path
+) -> None:
+    """Redis and the containers built here started as the compose file says (`mapped`: what
+    else to map besides Redis and PostgreSQL), a purchase, the audit, and a clean stop."""
     redis_port = free_port()
     async with (
         compose_database("sagashop", secrets["POSTGRES_PASSWORD"]) as database_name,
@@ -182,6 +218,7 @@ async def test_the_compose_file_starts_a_system_that_sells_and_audits_clean(
         hosts = {
             "@redis:6379/": f"@127.0.0.1:{redis_port}/",
             "@postgres:5432/sagashop": f"@127.0.0.1:5432/{database_name}",
+            **mapped,
         }
         containers = [redis_container(services["redis"], redis_port, tmp_path)]
         containers += [
@@ -203,6 +240,70 @@ async def test_the_compose_file_starts_a_system_that_sells_and_audits_clean(
 
         stopped = [await container.stop() for container in reversed(containers)]
         assert stopped[:-1] == [0] * (len(containers) - 1), "each app container stops cleanly"
+
+
+@asynccontextmanager
+async def broker_account(definitions: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+    """The definitions' one user and vhost on this machine's broker, under names of this test's
+    own, with the definitions' password and permissions; deleted afterwards. Answers what to
+    map in the containers' AMQP_URL: the user's and vhost's names, the `rabbitmq` host."""
+    _rabbitmqctl_or_skip()
+    (user,), (vhost,) = definitions["users"], definitions["vhosts"]
+    (granted,) = definitions["permissions"]
+    assert (granted["user"], granted["vhost"]) == (user["name"], vhost["name"])
+    suffix = uuid.uuid4().hex[:8]
+    name, where = f"{user['name']}-compose-{suffix}", f"{vhost['name']}-compose-{suffix}"
+    _rabbitmqctl("add_vhost", where)
+    try:
+        _rabbitmqctl("add_user", name, user["password"])
+        try:
+            permissions = (granted[kind] for kind in ("configure", "write", "read"))
+            _rabbitmqctl("set_permissions", "-p", where, name, *permissions)
+            broker = urlsplit(AMQP_URL).netloc.rpartition("@")[2]
+            yield {
+                f"amqp://{user['name']}:": f"amqp://{name}:",
+                f"@rabbitmq:5672/{vhost['name']}": f"@{broker}/{where}",
+            }
+        finally:
+            _rabbitmqctl("delete_user", name)
+    finally:
+        _rabbitmqctl("delete_vhost", where)  # and every exchange and queue declared in it
+
+
+def _rabbitmqctl_or_skip() -> None:
+    if shutil.which("rabbitmqctl") is None:
+        reason = "rabbitmqctl is not on PATH: the compose file's broker user cannot be created"
+        if REQUIRE_SERVICES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, check=True, timeout=60)
+
+
+async def _succeeds(command: list[str]) -> bool:
+    check = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await check.wait() == 0
+
+
+def _replaced(value: str, mapped: dict[str, str]) -> str:
+    for there, here in mapped.items():
+        value = value.replace(there, here)
+    return value
+
+
+async def _refused_beyond_the_namespace(amqp_url: str) -> None:
+    """The containers' broker user cannot declare what another namespace would use."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        with pytest.raises(ChannelAccessRefused):
+            await channel.declare_exchange("other:events", aio_pika.ExchangeType.TOPIC)
+    finally:
+        await connection.close()
 
 
 async def _redis_answers(port: int, password: str) -> bool:

@@ -4,6 +4,8 @@ not its verdict."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,13 +14,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiormq.exceptions import ChannelNotFoundEntity
 from rich.progress import Progress
 
+from sagashop.actors import SERVICE_NAMES
 from sagashop.bench.load import LOST, BenchError, Buyer, Outcome, drive
 from sagashop.bench.run import Clients, bench, measure, require_empty
 from sagashop.bench.scenarios import make_plan
+from sagashop.bench.system import started_system
 from sagashop.config import Settings
-from tests.support import Shop, on_systems
+from sagashop.transport import Channels
+from tests.support import AMQP_URL, Shop, amqp, on_bus, on_systems, waiting
 
 DEADLINE = 30.0
 DECLINED = "payment: declined by the mock provider"
@@ -118,6 +124,34 @@ async def test_a_flash_sale_on_a_system_the_bench_starts_sells_exactly_its_stock
     p50, p95, p99 = run.latency_ms.values()
     assert None not in (p50, p95, p99)
     assert 0 < p50 <= p95 <= p99  # type: ignore[operator]
+
+
+@pytest.mark.rabbitmq
+async def test_a_system_the_bench_starts_on_rabbitmq_leaves_nothing_on_the_broker(
+    tmp_path: Path,
+) -> None:
+    """Its queues are durable: a bench run that left them would leave seven on the broker each
+    time. The broker's CPU is read from the process `--broker-pid` names (here, this one)."""
+    settings = Settings(
+        bus="rabbitmq",
+        amqp_url=AMQP_URL,
+        namespace=f"bench-test-{uuid.uuid4().hex[:8]}",
+        payment_failure_rate=0.0,
+        log_level="WARNING",
+        processes=2,
+    )
+    plan = make_plan("uniform", purchases=20, concurrency=5)
+    async with on_bus(settings), started_system(settings, tmp_path) as system:
+        namespace = Channels(system.server.settings.namespace)
+        run = await measure(
+            plan, system.urls, DEADLINE, quiet(), system=system, broker_pid=os.getpid()
+        )
+        assert run.failures() == []
+        assert (run.cpu.broker or 0) > 0
+    async with amqp() as connection:
+        for queue in [namespace.queue(service) for service in SERVICE_NAMES]:
+            with pytest.raises(ChannelNotFoundEntity):
+                await waiting(connection, queue)
 
 
 @pytest.fixture

@@ -248,10 +248,13 @@ def test_the_cpu_a_purchase_costs_is_the_servers_and_redis_over_the_purchases_pl
         Vitals(),
         spent,
     )
-    assert run.cpu_ms_per_purchase() == pytest.approx({"server": 300.0, "redis": 50.0})
+    assert run.cpu_ms_per_purchase() == pytest.approx(
+        {"server": 300.0, "redis": 50.0, "broker": None}
+    )
     assert json.loads(json.dumps(run.to_dict()))["cpuMsPerPurchase"] == {
         "server": 300.0,
         "redis": 50.0,
+        "broker": None,
     }
     unknown = CpuSpent.between(CpuSample(None, 2.0), CpuSample(10.5, 2.1))
     assert (unknown.servers, unknown.total) == (None, None)
@@ -286,3 +289,22 @@ def test_a_flash_sale_with_declined_payments_is_refused_before_anything_starts(
     assert "--payment-failure-rate 0" in capsys.readouterr().err
     assert run_command(["--poll-every", "0"]) == 2
     assert "--poll-every" in capsys.readouterr().err
+
+
+def test_the_brokers_cpu_is_counted_apart_from_the_servers() -> None:
+    """`--broker-pid`: RabbitMQ's CPU per purchase beside the server's, which stays comparable
+    with runs on Redis (the embedded Redis the system still uses is the server's)."""
+    spent = CpuSpent.between(CpuSample(10.0, 2.0, 100.0), CpuSample(10.5, 2.1, 100.4))
+    assert spent.total == pytest.approx(0.6)
+    run = Figures(
+        make_plan("uniform", purchases=2),
+        1,
+        [completed(), completed()],
+        1.0,
+        GOOD_AUDIT,
+        0.1,
+        Vitals(),
+        spent,
+    )
+    assert run.cpu_ms_per_purchase()["broker"] == pytest.approx(200.0)
+    assert json.loads(json.dumps(run.to_dict()))["cpuMsPerPurchase"]["broker"] == 200.0
