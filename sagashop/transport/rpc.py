@@ -100,7 +100,9 @@ class RequestReply:
                 f"the {service} service did not answer within {self._timeout + patience:g}s"
             ) from None
         except LINK_AWAY as error:
-            raise Unavailable(f"the message bus is unreachable ({error})") from None
+            raise Unavailable(
+                f"the message bus is unreachable ({type(error).__name__}); try again shortly"
+            ) from None
         finally:
             self._waiting.pop(request_id, None)
             self._parts.pop(request_id, None)
