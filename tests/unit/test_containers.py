@@ -286,7 +286,8 @@ def rabbitmq_definitions(secrets: dict[str, str]) -> dict[str, Any]:
 
 def test_the_broker_user_reaches_only_the_namespace_in_its_vhost() -> None:
     """The README's recipe: one user without tags (no management, no administration), one
-    vhost, and permissions that match the namespace's exchanges and queues and nothing else."""
+    vhost, and permissions that match the namespace's exchanges and queues (the events' and the
+    link's) and nothing else."""
     secrets = made_up_secrets()
     definitions = rabbitmq_definitions(secrets)
     ((user,), (vhost,)) = definitions["users"], definitions["vhosts"]
@@ -300,9 +301,10 @@ def test_the_broker_user_reaches_only_the_namespace_in_its_vhost() -> None:
     patterns = {granted["configure"], granted["write"], granted["read"]}
     (pattern,) = patterns
     channels = Channels("sagashop")
-    ours = [channels.exchange(), channels.dead_letters()] + [
-        channels.queue(service) for service in SERVICE_NAMES
-    ]
+    ours = [channels.exchange(), channels.dead_letters(), channels.link()]
+    ours += [channels.listener(name) for name in ("requests", "monitor")]
+    ours += [channels.queue(service) for service in SERVICE_NAMES]
+    ours += [channels.requests_to(service) for service in SERVICE_NAMES]
     assert all(re.search(pattern, name) for name in ours)
     others = ["other:events", "sagashop:stream:order.created", "sagashop:events2", "amq.default"]
     assert not any(re.search(pattern, name) for name in others)
